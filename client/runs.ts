@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { TempoflowError } from '../core/errors';
+import { resolveParams } from '../core/params';
+import { DAG_ID, DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
+import type { DagRunInput, DagRunStatus, DagSnapshot, DataInterval } from '../core/types';
+import { DAG_RUN_FAILED, DAG_RUN_WORKFLOW, statusQuery } from '../workflows/definitions';
+import type { dagRun } from '../workflows';
+
+export interface TriggerOptions {
+  params?: Record<string, unknown>;
+  /** ISO 8601; default: the data interval's end, else now. */
+  logicalDate?: string;
+  dataInterval?: DataInterval | null;
+  taskQueue: string;
+  /** Override the run id (workflow id); by default it is derived from the DAG id and logical date. */
+  runId?: string;
+  /** Outputs of tasks to reuse instead of running them (`runs retry`). */
+  reuse?: DagRunInput['reuse'];
+}
+
+export interface TriggeredRun {
+  handle: WorkflowHandle<typeof dagRun>;
+  runId: string;
+  input: DagRunInput;
+  /** False when a run of this DAG and logical date already existed and is reported instead. */
+  created: boolean;
+}
+
+/** The run id of a DAG run: one DAG and logical date is one run (starting it again reports the existing one). */
+export function dagRunId(dagId: string, logicalDate: string): string {
+  return `${dagId}__${logicalDate}`;
+}
+
+export function normalizeInstant(value: string, what: string): string {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new TempoflowError(`${what}: '${value}' is not a date or ISO 8601 instant`);
+  return date.toISOString();
+}
+
+/** Validates params (before anything starts) and starts a DAG run on the runner workflow. */
+export async function triggerDagRun(client: Client, dag: DagSnapshot, options: TriggerOptions): Promise<TriggeredRun> {
+  const params = resolveParams(dag, options.params ?? {});
+  const dataInterval = options.dataInterval ?? null;
+  if (dataInterval && !(new Date(dataInterval.start) < new Date(dataInterval.end))) {
+    throw new TempoflowError(`data interval start ${dataInterval.start} must be before its end ${dataInterval.end}`);
+  }
+  const logicalDate = normalizeInstant(options.logicalDate ?? dataInterval?.end ?? new Date().toISOString(), 'logical date');
+  const input: DagRunInput = { dag, params, logicalDate, dataInterval, ...(options.reuse ? { reuse: options.reuse } : {}) };
+  const runId = options.runId ?? dagRunId(dag.id, logicalDate);
+  try {
+    const handle = await client.workflow.start<typeof dagRun>(DAG_RUN_WORKFLOW, {
+      workflowId: runId,
+      taskQueue: options.taskQueue,
+      args: [input],
+      // A failed run of the same logical date may be run again; a running or successful one is reported.
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+      staticSummary: `${dag.id} · logical date ${logicalDate}`,
+      staticDetails: dataInterval ? `data interval ${dataInterval.start} to ${dataInterval.end}` : 'no data interval',
+      typedSearchAttributes: [
+        { key: DAG_ID, value: dag.id },
+        { key: LOGICAL_DATE, value: new Date(logicalDate) },
+        { key: DAG_RUN_STATE, value: 'queued' },
+      ],
+    });
+    return { handle, runId, input, created: true };
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    return { handle: client.workflow.getHandle(runId), runId, input, created: false };
+  }
+}
+
+/** Waits for a run and returns its final status; a failed run's status comes from the failure's details. */
+export async function waitForRun(handle: WorkflowHandle<typeof dagRun>): Promise<DagRunStatus> {
+  try {
+    return await handle.result();
+  } catch (err) {
+    const status = statusFromFailure(err);
+    if (status) return status;
+    if (err instanceof WorkflowFailedError && err.cause?.name === 'CancelledFailure') {
+      return await handle.query(statusQuery);
+    }
+    throw err;
+  }
+}
+
+export function statusFromFailure(err: unknown): DagRunStatus | undefined {
+  if (!(err instanceof WorkflowFailedError)) return undefined;
+  const cause = err.cause;
+  if (cause instanceof ApplicationFailure && cause.type === DAG_RUN_FAILED) {
+    return cause.details?.[0] as DagRunStatus | undefined;
+  }
+  return undefined;
+}
+
+/** Live or final status of a run (needs a worker for runs that are not finished successfully). */
+export async function getRunStatus(client: Client, runId: string): Promise<DagRunStatus> {
+  const handle = client.workflow.getHandle<typeof dagRun>(runId);
+  const description = await handle.describe();
+  if (description.status.name === 'COMPLETED') return handle.result();
+  if (description.status.name === 'FAILED') {
+    try {
+      await handle.result();
+    } catch (err) {
+      const status = statusFromFailure(err);
+      if (status) return status;
+    }
+  }
+  return handle.query(statusQuery);
+}
+
+export interface RunListing {
+  runId: string;
+  dagId: string;
+  /** A DagRunState, 'queued' before the runner started, or the workflow status of a run that died outside it. */
+  state: string;
+  logicalDate?: string;
+  startTime: string;
+  closeTime?: string;
+  workflowStatus: string;
+}
+
+/** Runs found through the search attributes (the same query the Web UI takes). */
+export async function listRuns(
+  client: Client,
+  filter: { dagId?: string; state?: string; limit?: number } = {},
+): Promise<RunListing[]> {
+  const clauses = [`WorkflowType = '${DAG_RUN_WORKFLOW}'`];
+  if (filter.dagId) clauses.push(`DagId = '${filter.dagId.replace(/'/g, '')}'`);
+  if (filter.state) clauses.push(`DagRunState = '${filter.state.replace(/'/g, '')}'`);
+  const runs: RunListing[] = [];
+  for await (const wf of client.workflow.list({ query: clauses.join(' AND ') })) {
+    const attrs = wf.typedSearchAttributes;
+    const state = attrs.get(DAG_RUN_STATE) ?? '';
+    runs.push({
+      runId: wf.workflowId,
+      dagId: attrs.get(DAG_ID) ?? '',
+      // A run that died outside the runner's control (terminated, timed out) never wrote its final state.
+      state: wf.status.name === 'RUNNING' || state === 'success' || state === 'failed' || state === 'cancelled' ? state : wf.status.name.toLowerCase(),
+      logicalDate: attrs.get(LOGICAL_DATE)?.toISOString(),
+      startTime: wf.startTime.toISOString(),
+      closeTime: wf.closeTime?.toISOString(),
+      workflowStatus: wf.status.name,
+    });
+    if (runs.length >= (filter.limit ?? 100)) break;
+  }
+  return runs;
+}
+
+export function uniqueRunSuffix(): string {
+  return randomUUID().slice(0, 8);
+}

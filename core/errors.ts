@@ -1,0 +1,39 @@
+/** Errors a user can cause. The CLI prints their message (no stack) and exits 2 (usage) or 1 (run failed). */
+
+export class TempoflowError extends Error {
+  override name = 'TempoflowError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A DAG declaration is invalid (cycle, unknown upstream, duplicate id, bad option). Thrown by `defineDag`. */
+export class DagDefinitionError extends TempoflowError {
+  override name = 'DagDefinitionError';
+}
+
+/** A run's params do not match the DAG's param specs. Thrown before any run starts. */
+export class ParamValidationError extends TempoflowError {
+  override name = 'ParamValidationError';
+}
+
+/** A DAG id that no registry knows. */
+export class UnknownDagError extends TempoflowError {
+  override name = 'UnknownDagError';
+}
+
+/**
+ * Thrown by task code for a failure that retrying cannot fix (bad input, a failed quality check): the task
+ * fails at once instead of using its retries.
+ */
+export class NonRetryableTaskError extends TempoflowError {
+  override name = 'NonRetryableTaskError';
+  constructor(
+    message: string,
+    /** Shown as the error's type in run status (e.g. `'QualityCheckFailed'`). */
+    readonly type = 'NonRetryableTaskError',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

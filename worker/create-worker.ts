@@ -1,0 +1,63 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { WorkerOptions } from '@temporalio/worker';
+import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
+import type { DagSnapshot, TaskActivity } from '../core/types';
+import { checkActivitiesCover, wrapTaskActivities } from './task-activities';
+
+export const DEFAULT_TASK_QUEUE = 'tempoflow';
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/** Written by `npm run build`; used when present so production workers skip bundling at start. */
+export const PREBUILT_BUNDLE_PATH = fileURLToPath(new URL('../dist/workflow-bundle.js', import.meta.url));
+
+export interface TempoflowWorkerOptions {
+  connection: NativeConnection;
+  namespace?: string;
+  taskQueue?: string;
+  dags: readonly DagSnapshot[];
+  activities: Record<string, TaskActivity>;
+  /** Task instances one worker runs at once. */
+  maxConcurrentActivities?: number;
+  /** Use a prebuilt workflow bundle (`npm run build`) instead of bundling the workflow code at start. */
+  workflowBundlePath?: string;
+  /** Passed through to `Worker.create` (e.g. `shutdownGraceTime`). */
+  workerOptions?: Partial<WorkerOptions>;
+}
+
+/** Creates a worker that hosts the runner workflows and the given task activities. */
+export async function createTempoflowWorker(options: TempoflowWorkerOptions): Promise<Worker> {
+  checkActivitiesCover(options.dags, options.activities);
+  const bundlePath = options.workflowBundlePath ?? (existsSync(PREBUILT_BUNDLE_PATH) ? PREBUILT_BUNDLE_PATH : undefined);
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace ?? 'default',
+    taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
+    ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: wrapTaskActivities(options.activities),
+    maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? 8,
+    shutdownGraceTime: '10s',
+    ...options.workerOptions,
+  });
+}
+
+/**
+ * Registers tempoflow's search attributes on servers that lack them (the dev server started by tempoflow has
+ * them already). Without them the runner could not record `DagRunState`.
+ */
+export async function ensureSearchAttributes(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+    const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([name]) => !(name in (customAttributes ?? {})));
+    if (!missing.length) return;
+    const types = { KEYWORD: 2, DATETIME: 5 } as const; // temporal.api.enums.v1.IndexedValueType
+    await connection.operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, types[type]])),
+    });
+  } finally {
+    await connection.close();
+  }
+}

@@ -1,0 +1,56 @@
+import { CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { NonRetryableTaskError, TempoflowError } from '../core/errors';
+import type { DagSnapshot, Json, TaskActivity, TaskContext } from '../core/types';
+import { MAX_OUTPUT_BYTES } from '../workflows/definitions';
+
+/**
+ * Checks that every task of every DAG names a registered activity, so a typo fails at worker start rather
+ * than in the middle of a run.
+ */
+export function checkActivitiesCover(dags: readonly DagSnapshot[], activities: Record<string, unknown>): void {
+  const missing = dags.flatMap((dag) =>
+    dag.tasks
+      .filter((task) => typeof activities[task.activity] !== 'function')
+      .map((task) => `DAG '${dag.id}', task '${task.id}': no activity named '${task.activity}' is registered`),
+  );
+  if (missing.length) throw new TempoflowError(missing.join('\n'));
+}
+
+/**
+ * Wraps task activities with what every task needs: the output size limit, and errors turned into Temporal
+ * failures that keep their message and type (non-retryable ones stop the task's retries).
+ */
+export function wrapTaskActivities(activities: Record<string, TaskActivity>): Record<string, (ctx: TaskContext) => Promise<Json>> {
+  return Object.fromEntries(
+    Object.entries(activities).map(([name, run]) => [
+      name,
+      async (ctx: TaskContext): Promise<Json> => {
+        let output: Json;
+        try {
+          output = (await run(ctx)) ?? null;
+        } catch (err) {
+          throw toFailure(err);
+        }
+        const size = Buffer.byteLength(JSON.stringify(output));
+        if (size > MAX_OUTPUT_BYTES) {
+          throw ApplicationFailure.nonRetryable(
+            `task '${ctx.taskId}' returned ${Math.round(size / 1024)} KiB of output, over the ${MAX_OUTPUT_BYTES / 1024} KiB limit: write the data to object storage and return its URI`,
+            'TaskOutputTooLarge',
+          );
+        }
+        return output;
+      },
+    ]),
+  );
+}
+
+function toFailure(err: unknown): unknown {
+  if (err instanceof ApplicationFailure || err instanceof CancelledFailure) return err;
+  if (Context.current().cancellationSignal.aborted) return err;
+  if (err instanceof NonRetryableTaskError) {
+    return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true, cause: err });
+  }
+  if (err instanceof Error) return ApplicationFailure.create({ message: err.message, type: err.name, cause: err });
+  return ApplicationFailure.create({ message: String(err) });
+}

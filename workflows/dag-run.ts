@@ -1,0 +1,328 @@
+import {
+  ApplicationFailure,
+  condition,
+  executeChild,
+  isCancellation,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { DAG_RUN_STATE } from '../core/search-attributes';
+import { decideTrigger } from '../core/trigger-rules';
+import type {
+  DagRunInput,
+  DagRunStatus,
+  Json,
+  TaskContext,
+  TaskError,
+  TaskInstanceStatus,
+  TaskSnapshot,
+  TaskState,
+  TaskStatus,
+} from '../core/types';
+import {
+  DAG_RUN_FAILED,
+  MAP_BATCH_SIZE,
+  MAP_BATCH_WORKFLOW,
+  MAP_INLINE_LIMIT,
+  MAX_OUTPUT_BYTES,
+  statusQuery,
+} from './definitions';
+import type { MapBatchInput, MapBatchResult } from './map-batch';
+import { runMappedInline, Slots, summarizeInstances } from './map-batch';
+import { describeError, runTaskInstance, TaskInstanceFailed } from './task-instance';
+
+/**
+ * The generic runner: executes one run of any DAG. It starts every task whose trigger rule is met (within the
+ * DAG's cap on running instances), hands each its upstream outputs, and records task states for the `status`
+ * query. The DAG arrives whole in the input, so the history records exactly what ran.
+ */
+export async function dagRun(input: DagRunInput): Promise<DagRunStatus> {
+  const { dag } = input;
+  const runId = workflowInfo().workflowId;
+  const status: DagRunStatus = {
+    dagId: dag.id,
+    runId,
+    state: 'running',
+    logicalDate: input.logicalDate,
+    dataInterval: input.dataInterval,
+    params: input.params,
+    startedAt: new Date().toISOString(),
+    tasks: dag.tasks.map((t) => ({ taskId: t.id, activity: t.activity, state: 'waiting', attempts: 0 })),
+    outputs: {},
+  };
+  const taskStatus = new Map(status.tasks.map((t) => [t.taskId, t]));
+  const snapshot = new Map(dag.tasks.map((t) => [t.id, t]));
+  const slots = new Slots(dag.maxActiveTasks);
+  let changed = true;
+  const onChange = () => {
+    changed = true;
+  };
+  setHandler(statusQuery, () => status);
+  upsertSearchAttributes([{ key: DAG_RUN_STATE, value: 'running' }]);
+
+  for (const [taskId, output] of Object.entries(input.reuse ?? {})) {
+    const st = taskStatus.get(taskId);
+    if (!st) continue;
+    st.state = 'success';
+    status.outputs[taskId] = output;
+  }
+
+  /** A branch task that did not choose `downstreamId` counts as skipped for it (Airflow's branching). */
+  const effectiveState = (upstreamId: string, downstreamId: string): TaskState => {
+    const state = taskStatus.get(upstreamId)!.state;
+    if (state !== 'success' || !snapshot.get(upstreamId)!.branch) return state;
+    const chosen = status.outputs[upstreamId];
+    const follow = Array.isArray(chosen) ? chosen : [chosen];
+    return follow.includes(downstreamId) ? 'success' : 'skipped';
+  };
+
+  const baseContext = (task: TaskSnapshot): Omit<TaskContext, 'attempt'> => {
+    const upstream: Record<string, Json> = {};
+    for (const up of task.upstream) {
+      // A mapped task's instances get their item instead of the whole list they are mapped over.
+      if (up === task.map?.over) continue;
+      if (up in status.outputs) upstream[up] = status.outputs[up]!;
+    }
+    return {
+      dagId: dag.id,
+      runId,
+      taskId: task.id,
+      params: input.params,
+      logicalDate: input.logicalDate,
+      dataInterval: input.dataInterval,
+      upstream,
+    };
+  };
+
+  const failTask = (st: TaskStatus, error: TaskError) => {
+    st.state = 'failed';
+    st.error = error;
+    st.endedAt = new Date().toISOString();
+  };
+
+  const execute = async (task: TaskSnapshot, st: TaskStatus): Promise<void> => {
+    const ctx = baseContext(task);
+    let output: Json;
+    if (!task.map) {
+      await slots.acquire(1);
+      try {
+        output = await runTaskInstance(task, ctx, st, onChange);
+      } finally {
+        slots.release(1);
+      }
+      if (task.branch) {
+        const downstream = dag.tasks.filter((t) => t.upstream.includes(task.id)).map((t) => t.id);
+        const chosen = Array.isArray(output) ? output : [output];
+        const unknown = chosen.filter((id) => typeof id !== 'string' || !downstream.includes(id));
+        if (unknown.length) {
+          failTask(st, {
+            message: `branch task '${task.id}' chose ${JSON.stringify(unknown)}, which are not its downstream tasks (${downstream.join(', ')})`,
+            type: 'InvalidBranch',
+          });
+          return;
+        }
+      }
+    } else {
+      const items = mapItems(task, status.outputs[task.map.over]);
+      if (typeof items === 'string') return failTask(st, { message: items, type: 'InvalidMapInput' });
+      if (items.length === 0) {
+        st.state = 'skipped';
+        st.endedAt = new Date().toISOString();
+        st.mapped = { total: 0, states: {}, errors: [] };
+        return;
+      }
+      st.state = 'running';
+      st.startedAt = new Date().toISOString();
+      st.mapped = { total: items.length, states: { waiting: items.length }, errors: [] };
+      onChange();
+      const result =
+        items.length <= MAP_INLINE_LIMIT
+          ? await runMappedInline(task, ctx, items, 0, slots, (instances) => {
+              summarizeInstances(st, instances);
+              onChange();
+            })
+          : await runMappedInBatches(task, ctx, items, st, slots, runId, onChange);
+      st.endedAt = new Date().toISOString();
+      st.attempts = result.maxAttempts;
+      st.mapped = { total: items.length, states: result.states, errors: result.errors };
+      if (result.errors.length) {
+        const first = result.errors[0]!;
+        return failTask(st, {
+          message: `${result.errors.length} of ${items.length} instances failed; first: [${first.mapIndex}] ${first.error.message}`,
+          type: first.error.type ?? 'MappedInstanceFailed',
+        });
+      }
+      output = result.outputs;
+    }
+    const size = JSON.stringify(output).length;
+    if (size > MAX_OUTPUT_BYTES) {
+      return failTask(st, {
+        message: `task '${task.id}' returned ${Math.round(size / 1024)} KiB of output, over the ${MAX_OUTPUT_BYTES / 1024} KiB limit: write the data to object storage and return its URI`,
+        type: 'TaskOutputTooLarge',
+      });
+    }
+    st.state = 'success';
+    if (output !== null) status.outputs[task.id] = output;
+  };
+
+  const start = (task: TaskSnapshot, st: TaskStatus) => {
+    st.state = 'scheduled';
+    execute(task, st)
+      .catch((err: unknown) => {
+        if (isCancellation(err)) return; // recorded when the run's own cancellation is handled
+        if (err instanceof TaskInstanceFailed) return; // already recorded in st by runTaskInstance
+        failTask(st, describeError(err));
+      })
+      .finally(onChange);
+  };
+
+  /** Starts, skips or fails waiting tasks until nothing more can be decided now. */
+  const advance = () => {
+    for (let progressed = true; progressed; ) {
+      progressed = false;
+      for (const task of dag.tasks) {
+        const st = taskStatus.get(task.id)!;
+        if (st.state !== 'waiting') continue;
+        const decision = decideTrigger(
+          task.triggerRule,
+          task.upstream.map((up) => effectiveState(up, task.id)),
+        );
+        if (decision === 'wait') continue;
+        progressed = true;
+        if (decision === 'run') start(task, st);
+        else {
+          st.state = decision === 'skip' ? 'skipped' : 'upstream_failed';
+          st.endedAt = new Date().toISOString();
+        }
+      }
+    }
+  };
+
+  const finished = () => status.tasks.every((t) => ['success', 'failed', 'upstream_failed', 'skipped'].includes(t.state));
+
+  try {
+    while (!finished()) {
+      advance();
+      setCurrentDetails(detailsMarkdown(status));
+      if (finished()) break;
+      changed = false;
+      await condition(() => changed);
+    }
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    for (const st of status.tasks) {
+      if (st.state === 'waiting') st.state = 'skipped';
+      else if (['scheduled', 'running', 'up_for_retry'].includes(st.state)) {
+        failTask(st, { message: 'the run was cancelled', type: 'Cancelled' });
+      }
+    }
+    status.state = 'cancelled';
+    status.endedAt = new Date().toISOString();
+    upsertSearchAttributes([{ key: DAG_RUN_STATE, value: 'cancelled' }]);
+    setCurrentDetails(detailsMarkdown(status));
+    throw err;
+  }
+
+  const failed = status.tasks.filter((t) => t.state === 'failed');
+  status.state = failed.length || status.tasks.some((t) => t.state === 'upstream_failed') ? 'failed' : 'success';
+  status.endedAt = new Date().toISOString();
+  upsertSearchAttributes([{ key: DAG_RUN_STATE, value: status.state }]);
+  setCurrentDetails(detailsMarkdown(status));
+  if (status.state === 'failed') {
+    const reasons = failed.map((t) => `task '${t.taskId}' failed: ${t.error?.message ?? 'unknown error'}`);
+    throw ApplicationFailure.create({
+      type: DAG_RUN_FAILED,
+      message: `DAG '${dag.id}' run failed: ${reasons.join('; ') || 'upstream tasks failed'}`,
+      nonRetryable: true,
+      details: [status],
+    });
+  }
+  return status;
+}
+
+function mapItems(task: TaskSnapshot, output: Json | undefined): Json[] | string {
+  const { over, field } = task.map!;
+  const source = field === undefined ? output : isObject(output) ? output[field] : undefined;
+  if (Array.isArray(source)) return source;
+  const what = field === undefined ? `the output of '${over}'` : `'${field}' of the output of '${over}'`;
+  return `task '${task.id}' maps over ${what}, which is not a list (got ${source === undefined ? 'nothing' : typeof source})`;
+}
+
+function isObject(value: Json | undefined): value is { [key: string]: Json } {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Large maps run as child workflows of MAP_BATCH_SIZE items, so each history stays small. */
+async function runMappedInBatches(
+  task: TaskSnapshot,
+  ctx: Omit<TaskContext, 'attempt'>,
+  items: Json[],
+  st: TaskStatus,
+  slots: Slots,
+  runId: string,
+  onChange: () => void,
+): Promise<MapBatchResult> {
+  const perBatch = Math.min(task.map!.maxActive, slots.max);
+  const batchCount = Math.ceil(items.length / MAP_BATCH_SIZE);
+  const results: MapBatchResult[] = [];
+  const parallelBatches = Math.max(1, Math.floor(task.map!.maxActive / perBatch));
+  let next = 0;
+  const states: Partial<Record<TaskState, number>> = { waiting: items.length };
+  const runBatches = async () => {
+    while (next < batchCount) {
+      const batch = next++;
+      const firstIndex = batch * MAP_BATCH_SIZE;
+      const batchInput: MapBatchInput = {
+        task,
+        ctx,
+        items: items.slice(firstIndex, firstIndex + MAP_BATCH_SIZE),
+        firstIndex,
+        maxActive: perBatch,
+      };
+      await slots.acquire(perBatch);
+      try {
+        results[batch] = await executeChild<(input: MapBatchInput) => Promise<MapBatchResult>>(MAP_BATCH_WORKFLOW, {
+          workflowId: `${runId}.${task.id}.batch-${batch}`,
+          args: [batchInput],
+          staticSummary: `task ${task.id} [${firstIndex}..${firstIndex + batchInput.items.length - 1}]`,
+        });
+      } finally {
+        slots.release(perBatch);
+      }
+      const done = results[batch];
+      states.waiting = (states.waiting ?? 0) - batchInput.items.length;
+      for (const [state, n] of Object.entries(done.states)) {
+        states[state as TaskState] = (states[state as TaskState] ?? 0) + n;
+      }
+      st.mapped = { total: items.length, states: { ...states }, errors: results.flatMap((r) => r?.errors ?? []) };
+      onChange();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallelBatches, batchCount) }, runBatches));
+  delete states.waiting;
+  return {
+    outputs: results.flatMap((r) => r.outputs),
+    states,
+    errors: results.flatMap((r) => r.errors),
+    maxAttempts: Math.max(...results.map((r) => r.maxAttempts)),
+  };
+}
+
+function detailsMarkdown(status: DagRunStatus): string {
+  const rows = status.tasks.map((t) => {
+    const mapped = t.mapped ? ` (${t.mapped.total} mapped)` : '';
+    const error = t.error ? t.error.message.replace(/\|/g, '\\|').replace(/\s+/g, ' ').slice(0, 120) : '';
+    return `| ${t.taskId}${mapped} | ${t.state} | ${t.attempts} | ${error} |`;
+  });
+  return [
+    `**${status.dagId}** · logical date ${status.logicalDate} · **${status.state}**`,
+    '',
+    '| task | state | attempts | error |',
+    '| --- | --- | --- | --- |',
+    ...rows,
+  ].join('\n');
+}
+
+export type { TaskInstanceStatus };

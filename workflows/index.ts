@@ -1,0 +1,3 @@
+/** Workflow code: deterministic, bundled for the worker. It imports activity types only. */
+export { dagRun } from './dag-run';
+export { dagRunMapBatch } from './map-batch';
