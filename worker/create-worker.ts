@@ -20,8 +20,8 @@ export interface TempoflowWorkerOptions {
   activities: Record<string, TaskActivity>;
   /** Task instances one worker runs at once. */
   maxConcurrentActivities?: number;
-  /** Use a prebuilt workflow bundle (`npm run build`) instead of bundling the workflow code at start. */
-  workflowBundlePath?: string;
+  /** Use a prebuilt workflow bundle (`npm run build`, or `bundleWorkflowCode`) instead of bundling at start. */
+  workflowBundle?: { codePath: string } | { code: string };
   /** Passed through to `Worker.create` (e.g. `shutdownGraceTime`). */
   workerOptions?: Partial<WorkerOptions>;
 }
@@ -29,12 +29,13 @@ export interface TempoflowWorkerOptions {
 /** Creates a worker that hosts the runner workflows and the given task activities. */
 export async function createTempoflowWorker(options: TempoflowWorkerOptions): Promise<Worker> {
   checkActivitiesCover(options.dags, options.activities);
-  const bundlePath = options.workflowBundlePath ?? (existsSync(PREBUILT_BUNDLE_PATH) ? PREBUILT_BUNDLE_PATH : undefined);
+  const bundle =
+    options.workflowBundle ?? (existsSync(PREBUILT_BUNDLE_PATH) ? { codePath: PREBUILT_BUNDLE_PATH } : undefined);
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace ?? 'default',
     taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
-    ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: wrapTaskActivities(options.activities),
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? 8,
     shutdownGraceTime: '10s',

@@ -1,0 +1,56 @@
+/** Shared set-up for tests that run DAGs: one workflow bundle per process, workers on unique task queues. */
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
+import type { DagSnapshot, TaskActivity } from '../core/types';
+import { createTempoflowWorker, WORKFLOWS_PATH } from '../worker/create-worker';
+import { testServices } from './services';
+
+let runtimeInstalled = false;
+let bundle: Promise<{ code: string }> | undefined;
+
+/** Bundling the workflow code takes seconds: do it once per test process. */
+export function workflowBundle(): Promise<{ code: string }> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+  return bundle;
+}
+
+export interface TestWorkerContext {
+  client: Client;
+  taskQueue: string;
+  address: string;
+  worker: Worker;
+}
+
+/** Runs `fn` while a worker for `dags` and `activities` polls a fresh task queue on the test server. */
+export async function withTestWorker<T>(
+  options: { dags: readonly DagSnapshot[]; activities: Record<string, TaskActivity>; maxConcurrentActivities?: number },
+  fn: (ctx: TestWorkerContext) => Promise<T>,
+): Promise<T> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const { temporal } = await testServices();
+  const taskQueue = `test-${randomUUID()}`;
+  const nativeConnection = await NativeConnection.connect({ address: temporal.address });
+  const connection = await Connection.connect({ address: temporal.address });
+  const client = new Client({ connection, namespace: temporal.namespace });
+  try {
+    const worker = await createTempoflowWorker({
+      connection: nativeConnection,
+      namespace: temporal.namespace,
+      taskQueue,
+      dags: options.dags,
+      activities: options.activities,
+      maxConcurrentActivities: options.maxConcurrentActivities ?? 20,
+      workflowBundle: await workflowBundle(),
+      workerOptions: { shutdownGraceTime: '1s' },
+    });
+    return await worker.runUntil(fn({ client, taskQueue, address: temporal.address, worker }));
+  } finally {
+    await connection.close();
+    await nativeConnection.close();
+  }
+}
