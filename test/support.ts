@@ -29,7 +29,10 @@ export async function withTestWorker<T>(
   fn: (ctx: TestWorkerContext) => Promise<T>,
 ): Promise<T> {
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({
+    logger: new DefaultLogger('ERROR'),
+    telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
+  });
     runtimeInstalled = true;
   }
   const { temporal } = await testServices();

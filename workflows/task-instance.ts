@@ -1,10 +1,10 @@
 import {
   ActivityCancellationType,
+  ActivityFailure,
   ApplicationFailure,
   isCancellation,
   proxyActivities,
   sleep,
-  TemporalFailure,
   TimeoutFailure,
 } from '@temporalio/workflow';
 import type { Json, TaskContext, TaskError, TaskInstanceStatus, TaskSnapshot } from '../core/types';
@@ -67,18 +67,19 @@ export class TaskInstanceFailed extends Error {
 }
 
 function isNonRetryable(err: unknown): boolean {
-  return rootFailure(err) instanceof ApplicationFailure && (rootFailure(err) as ApplicationFailure).nonRetryable === true;
+  const cause = taskFailure(err);
+  return cause instanceof ApplicationFailure && cause.nonRetryable === true;
 }
 
-/** The innermost failure: what the task code threw, or the timeout, rather than the ActivityFailure wrapper. */
-function rootFailure(err: unknown): unknown {
+/** What went wrong in the attempt itself (the task's error or the timeout), under the ActivityFailure wrapper. */
+function taskFailure(err: unknown): unknown {
   let current = err;
-  while (current instanceof TemporalFailure && current.cause) current = current.cause;
+  while (current instanceof ActivityFailure && current.cause) current = current.cause;
   return current;
 }
 
 export function describeError(err: unknown): TaskError {
-  const root = rootFailure(err);
+  const root = taskFailure(err);
   if (root instanceof ApplicationFailure) {
     return { message: root.message, ...(root.type ? { type: root.type } : {}) };
   }
