@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { TempoflowError } from '../core/errors';
 import { resolveParams } from '../core/params';
 import { DAG_ID, DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
-import type { DagRunInput, DagRunStatus, DagSnapshot, DataInterval } from '../core/types';
+import type { DagRunInput, DagRunStatus, DagSnapshot, DataInterval, Json } from '../core/types';
 import { DAG_RUN_FAILED, DAG_RUN_WORKFLOW, statusQuery } from '../workflows/definitions';
 import type { dagRun } from '../workflows';
 
@@ -19,6 +19,8 @@ export interface TriggerOptions {
   runId?: string;
   /** Outputs of tasks to reuse instead of running them (`runs retry`). */
   reuse?: DagRunInput['reuse'];
+  /** Start a new execution of an existing, finished run (`runs retry`). */
+  rerun?: boolean;
 }
 
 export interface TriggeredRun {
@@ -56,7 +58,7 @@ export async function triggerDagRun(client: Client, dag: DagSnapshot, options: T
       taskQueue: options.taskQueue,
       args: [input],
       // A failed run of the same logical date may be run again; a running or successful one is reported.
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+      workflowIdReusePolicy: options.rerun ? 'ALLOW_DUPLICATE' : 'ALLOW_DUPLICATE_FAILED_ONLY',
       staticSummary: `${dag.id} · logical date ${logicalDate}`,
       staticDetails: dataInterval ? `data interval ${dataInterval.start} to ${dataInterval.end}` : 'no data interval',
       typedSearchAttributes: [
@@ -151,4 +153,52 @@ export async function listRuns(
 
 export function uniqueRunSuffix(): string {
   return randomUUID().slice(0, 8);
+}
+
+/** The input a run was started with (its DAG snapshot, params and dates), read from its history. */
+export async function getRunInput(client: Client, runId: string): Promise<DagRunInput> {
+  const history = await client.workflow.getHandle(runId).fetchHistory();
+  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+  const payload = started?.input?.payloads?.[0];
+  if (!payload) throw new TempoflowError(`run '${runId}' has no recorded input: is it a tempoflow run?`);
+  return client.options.loadedDataConverter.payloadConverter.fromPayload<DagRunInput>(payload);
+}
+
+/**
+ * Runs the failed (or the named) tasks of a finished run again, with everything downstream of them, reusing
+ * the outputs of the tasks that succeeded (Airflow's "clear failed and downstream"). The new execution keeps
+ * the run id, DAG snapshot, params and dates of the original.
+ */
+export async function retryRun(
+  client: Client,
+  runId: string,
+  options: { tasks?: string[]; taskQueue: string },
+): Promise<TriggeredRun & { rerun: string[] }> {
+  const status = await getRunStatus(client, runId);
+  if (status.state === 'running') throw new TempoflowError(`run '${runId}' is still running: cancel it or wait for it to end`);
+  const input = await getRunInput(client, runId);
+  const dag = input.dag;
+  for (const task of options.tasks ?? []) {
+    if (!dag.tasks.some((t) => t.id === task)) throw new TempoflowError(`DAG '${dag.id}' has no task '${task}'`);
+  }
+  const seeds = options.tasks?.length
+    ? options.tasks
+    : status.tasks.filter((t) => t.state !== 'success' && t.state !== 'skipped').map((t) => t.taskId);
+  if (seeds.length === 0) throw new TempoflowError(`run '${runId}' has no failed tasks to retry (name one with --task)`);
+  const rerun = new Set(seeds);
+  for (const task of dag.tasks) if (task.upstream.some((up) => rerun.has(up))) rerun.add(task.id);
+  const reuse: Record<string, Json> = {};
+  for (const task of status.tasks) {
+    if (task.state === 'success' && !rerun.has(task.taskId)) reuse[task.taskId] = status.outputs[task.taskId] ?? null;
+  }
+  const run = await triggerDagRun(client, dag, {
+    params: input.params,
+    logicalDate: status.logicalDate,
+    dataInterval: status.dataInterval,
+    taskQueue: options.taskQueue,
+    runId,
+    reuse,
+    rerun: true,
+  });
+  return { ...run, rerun: dag.tasks.map((t) => t.id).filter((id) => rerun.has(id)) };
 }

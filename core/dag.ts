@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { durationToMs } from './duration';
 import { DagDefinitionError } from './errors';
+import { checkCron } from './schedule';
 import { TRIGGER_RULES } from './types';
 import type { DagDefinition, DagSnapshot, TaskDefinition, TaskOptions, TaskSnapshot } from './types';
 
@@ -83,6 +84,13 @@ export function defineDag(definition: DagDefinition): DagSnapshot {
   const dagLabel = `DAG '${dag.id}'`;
   if (dag.schedule && !dag.schedule.cron === !dag.schedule.every) {
     throw new DagDefinitionError(`${dagLabel}: schedule needs exactly one of 'cron' or 'every'`);
+  }
+  if (dag.schedule?.cron) {
+    try {
+      checkCron(dag.schedule.cron);
+    } catch (cause) {
+      throw new DagDefinitionError(`${dagLabel}: schedule.cron '${dag.schedule.cron}' is not a valid cron expression`, { cause });
+    }
   }
   for (const [name, spec] of Object.entries(dag.params ?? {})) {
     if (spec.type === 'string' && spec.pattern !== undefined) {

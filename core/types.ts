@@ -166,6 +166,11 @@ export interface DagRunInput {
   dataInterval: DataInterval | null;
   /** Outputs of tasks to reuse instead of running them again (`runs retry`). */
   reuse?: Record<string, Json>;
+  /**
+   * Set for runs started by a schedule: the logical date is the scheduled time, and the data interval runs
+   * from the previous scheduled time to it (`logicalDate` and `dataInterval` above are then ignored).
+   */
+  fromSchedule?: { cron: string } | { everyMs: number };
 }
 
 /** What an activity receives when it runs a task instance. Small JSON only: pass data by URI. */

@@ -1,10 +1,10 @@
 /** Shared set-up for tests that run DAGs: one workflow bundle per process, workers on unique task queues. */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { Worker } from '@temporalio/worker';
 import type { DagSnapshot, TaskActivity } from '../core/types';
-import { createTempoflowWorker, WORKFLOWS_PATH } from '../worker/create-worker';
+import { bundleWorkflows, createTempoflowWorker } from '../worker/create-worker';
 import { testServices } from './services';
 
 let runtimeInstalled = false;
@@ -12,7 +12,7 @@ let bundle: Promise<{ code: string }> | undefined;
 
 /** Bundling the workflow code takes seconds: do it once per test process. */
 export function workflowBundle(): Promise<{ code: string }> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+  bundle ??= bundleWorkflows();
   return bundle;
 }
 

@@ -1,16 +1,29 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
 import type { WorkerOptions } from '@temporalio/worker';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
 import type { DagSnapshot, TaskActivity } from '../core/types';
+import { createFrameworkActivities } from './framework-activities';
 import { checkActivitiesCover, wrapTaskActivities } from './task-activities';
 
 export const DEFAULT_TASK_QUEUE = 'tempoflow';
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 /** Written by `npm run build`; used when present so production workers skip bundling at start. */
 export const PREBUILT_BUNDLE_PATH = fileURLToPath(new URL('../dist/workflow-bundle.js', import.meta.url));
+
+/** cron-parser (used by the runner for scheduled intervals) can read crontab files; workflows never do. */
+const BUNDLER_OPTIONS = { ignoreModules: ['fs', 'fs/promises'] };
+
+/** Bundles the workflow code (for `npm run build` and tests, which bundle once and reuse the bundle). */
+export async function bundleWorkflows(): Promise<{ code: string }> {
+  return bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    ...BUNDLER_OPTIONS,
+    logger: new DefaultLogger('WARN'),
+  });
+}
 
 export interface TempoflowWorkerOptions {
   connection: NativeConnection;
@@ -35,8 +48,8 @@ export async function createTempoflowWorker(options: TempoflowWorkerOptions): Pr
     connection: options.connection,
     namespace: options.namespace ?? 'default',
     taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
-    ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: wrapTaskActivities(options.activities),
+    ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: BUNDLER_OPTIONS }),
+    activities: { ...wrapTaskActivities(options.activities), ...createFrameworkActivities() },
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? 8,
     shutdownGraceTime: '10s',
     ...options.workerOptions,

@@ -8,7 +8,10 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { DAG_RUN_STATE } from '../core/search-attributes';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { previousFireTime } from '../core/schedule';
+import type { ScheduleTiming } from '../core/schedule';
+import { DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
 import { decideTrigger } from '../core/trigger-rules';
 import type {
   DagRunInput,
@@ -38,7 +41,8 @@ import { describeError, runTaskInstance, TaskInstanceFailed } from './task-insta
  * DAG's cap on running instances), hands each its upstream outputs, and records task states for the `status`
  * query. The DAG arrives whole in the input, so the history records exactly what ran.
  */
-export async function dagRun(input: DagRunInput): Promise<DagRunStatus> {
+export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
+  const input = runInput.fromSchedule ? withScheduledDates(runInput, runInput.fromSchedule) : runInput;
   const { dag } = input;
   const runId = workflowInfo().workflowId;
   const status: DagRunStatus = {
@@ -240,6 +244,20 @@ export async function dagRun(input: DagRunInput): Promise<DagRunStatus> {
     });
   }
   return status;
+}
+
+const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
+
+/** A scheduled run is for its scheduled time, and its data runs from the previous scheduled time to it. */
+function withScheduledDates(input: DagRunInput, timing: ScheduleTiming): DagRunInput {
+  const scheduled = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME) ?? workflowInfo().startTime;
+  const logicalDate = scheduled.toISOString();
+  upsertSearchAttributes([{ key: LOGICAL_DATE, value: scheduled }]);
+  return {
+    ...input,
+    logicalDate,
+    dataInterval: { start: previousFireTime(timing, scheduled).toISOString(), end: logicalDate },
+  };
 }
 
 function mapItems(task: TaskSnapshot, output: Json | undefined): Json[] | string {

@@ -1,12 +1,17 @@
 /** Names shared by the runner workflows and their clients (safe to import from both sides). */
 import { defineQuery } from '@temporalio/workflow';
 import type { DagRunStatus } from '../core/types';
+import type { BackfillStatus } from './backfill';
 
 export const DAG_RUN_WORKFLOW = 'dagRun';
 export const MAP_BATCH_WORKFLOW = 'dagRunMapBatch';
+export const BACKFILL_WORKFLOW = 'backfill';
 
 /** Live task states of a run. */
 export const statusQuery = defineQuery<DagRunStatus>('status');
+
+/** Progress of a backfill. */
+export const backfillStatusQuery = defineQuery<BackfillStatus>('backfillStatus');
 
 /** Task outputs cross the workflow history; anything larger belongs in object storage, passed by URI. */
 export const MAX_OUTPUT_BYTES = 256 * 1024;

@@ -1,3 +1,4 @@
 /** Workflow code: deterministic, bundled for the worker. It imports activity types only. */
 export { dagRun } from './dag-run';
 export { dagRunMapBatch } from './map-batch';
+export { backfill } from './backfill';

@@ -1,0 +1,165 @@
+import type { Client, ScheduleDescription, ScheduleOverlapPolicy } from '@temporalio/client';
+import { ScheduleNotFoundError } from '@temporalio/client';
+import { durationToMs } from '../core/duration';
+import { TempoflowError } from '../core/errors';
+import { resolveParams } from '../core/params';
+import { checkCron } from '../core/schedule';
+import type { ScheduleTiming } from '../core/schedule';
+import { DAG_ID, DAG_RUN_STATE } from '../core/search-attributes';
+import type { DagRunInput, DagSnapshot } from '../core/types';
+import { DAG_RUN_WORKFLOW } from '../workflows/definitions';
+import { getRunStatus } from './runs';
+
+export const OVERLAP_CHOICES = ['skip', 'buffer_one', 'buffer_all', 'cancel_other', 'allow_all'] as const;
+export type Overlap = (typeof OVERLAP_CHOICES)[number];
+
+export interface CreateScheduleOptions {
+  /** Default: the DAG id (one schedule per DAG). */
+  scheduleId?: string;
+  cron?: string;
+  every?: string;
+  start?: string;
+  end?: string;
+  overlap?: Overlap;
+  catchupWindow?: string;
+  paused?: boolean;
+  note?: string;
+  params?: Record<string, unknown>;
+  taskQueue: string;
+}
+
+/** Puts a DAG on a Temporal Schedule. Each scheduled run's logical date is its scheduled time. */
+export async function createSchedule(client: Client, dag: DagSnapshot, options: CreateScheduleOptions): Promise<string> {
+  const params = resolveParams(dag, options.params ?? {});
+  const timing = scheduleTiming(dag, options);
+  const scheduleId = options.scheduleId ?? dag.id;
+  const input: DagRunInput = { dag, params, logicalDate: '', dataInterval: null, fromSchedule: timing };
+  const instant = (value: string | undefined, what: string) => {
+    if (value === undefined) return undefined;
+    const date = new Date(value);
+    if (Number.isNaN(date.getTime())) throw new TempoflowError(`${what}: '${value}' is not a date`);
+    return date;
+  };
+  await client.schedule.create({
+    scheduleId,
+    spec: {
+      ...('cron' in timing ? { cronExpressions: [timing.cron] } : { intervals: [{ every: timing.everyMs }] }),
+      startAt: instant(options.start, '--start'),
+      endAt: instant(options.end, '--end'),
+    },
+    action: {
+      type: 'startWorkflow',
+      workflowType: DAG_RUN_WORKFLOW,
+      workflowId: `${dag.id}__scheduled`,
+      taskQueue: options.taskQueue,
+      args: [input],
+      staticSummary: `${dag.id} (scheduled by ${scheduleId})`,
+      typedSearchAttributes: [
+        { key: DAG_ID, value: dag.id },
+        { key: DAG_RUN_STATE, value: 'queued' },
+      ],
+    },
+    policies: {
+      overlap: (options.overlap ?? 'skip').toUpperCase() as ScheduleOverlapPolicy,
+      ...(options.catchupWindow ? { catchupWindow: durationToMs(options.catchupWindow, '--catchup-window') } : {}),
+    },
+    state: { paused: options.paused ?? false, ...(options.note ? { note: options.note } : {}) },
+  });
+  return scheduleId;
+}
+
+function scheduleTiming(dag: DagSnapshot, options: CreateScheduleOptions): ScheduleTiming {
+  if (options.cron && options.every) throw new TempoflowError('give either --cron or --every, not both');
+  if (options.cron) {
+    try {
+      checkCron(options.cron);
+    } catch (cause) {
+      throw new TempoflowError(`--cron '${options.cron}' is not a valid cron expression`, { cause });
+    }
+    return { cron: options.cron };
+  }
+  if (options.every) {
+    const everyMs = durationToMs(options.every, '--every');
+    if (everyMs < 1000) throw new TempoflowError(`--every must be at least 1s, got '${options.every}'`);
+    return { everyMs };
+  }
+  if (dag.schedule?.cron) return { cron: dag.schedule.cron };
+  if (dag.schedule?.everyMs) return { everyMs: dag.schedule.everyMs };
+  throw new TempoflowError(`DAG '${dag.id}' has no schedule of its own: give --cron or --every`);
+}
+
+export interface ScheduleDetails {
+  scheduleId: string;
+  dagId: string;
+  spec: string;
+  paused: boolean;
+  note?: string;
+  nextRuns: string[];
+  recentRuns: { runId: string; scheduledAt: string; state: string }[];
+  overlap: string;
+}
+
+export async function describeSchedule(client: Client, scheduleId: string): Promise<ScheduleDetails> {
+  let description: ScheduleDescription;
+  try {
+    description = await client.schedule.getHandle(scheduleId).describe();
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) throw new TempoflowError(`no schedule '${scheduleId}'`, { cause: err });
+    throw err;
+  }
+  const recentRuns = await Promise.all(
+    description.info.recentActions.map(async (action) => {
+      const runId = action.action.workflow.workflowId;
+      const state = await getRunStatus(client, runId).then(
+        (s) => s.state,
+        () => 'unknown',
+      );
+      return { runId, scheduledAt: action.scheduledAt.toISOString(), state };
+    }),
+  );
+  return {
+    scheduleId,
+    dagId: description.typedSearchAttributes.get(DAG_ID) ?? dagIdOf(description),
+    spec: describeSpec(description),
+    paused: description.state.paused,
+    ...(description.state.note ? { note: description.state.note } : {}),
+    nextRuns: description.info.nextActionTimes.map((d) => d.toISOString()),
+    recentRuns,
+    overlap: String(description.policies.overlap).toLowerCase(),
+  };
+}
+
+function dagIdOf(description: ScheduleDescription): string {
+  const input = description.action.args?.[0] as DagRunInput | undefined;
+  return input?.dag.id ?? '';
+}
+
+function describeSpec(description: ScheduleDescription): string {
+  const { spec } = description;
+  const parts = [
+    ...(spec.calendars ?? []).map((c) => `calendar ${JSON.stringify(c)}`),
+    ...(spec.intervals ?? []).map((i) => `every ${Math.round(Number(i.every) / 1000)}s`),
+  ];
+  if (spec.startAt) parts.push(`from ${spec.startAt.toISOString()}`);
+  if (spec.endAt) parts.push(`until ${spec.endAt.toISOString()}`);
+  return parts.join(', ');
+}
+
+export async function listSchedules(client: Client) {
+  const found = [];
+  for await (const schedule of client.schedule.list()) {
+    found.push({
+      scheduleId: schedule.scheduleId,
+      paused: schedule.state.paused,
+      note: schedule.state.note,
+      nextRun: schedule.info.nextActionTimes[0]?.toISOString(),
+      lastRun: schedule.info.recentActions.at(-1)?.scheduledAt.toISOString(),
+    });
+  }
+  return found;
+}
+
+export const pauseSchedule = (client: Client, id: string, note?: string) => client.schedule.getHandle(id).pause(note);
+export const unpauseSchedule = (client: Client, id: string, note?: string) => client.schedule.getHandle(id).unpause(note);
+export const triggerSchedule = (client: Client, id: string) => client.schedule.getHandle(id).trigger();
+export const deleteSchedule = (client: Client, id: string) => client.schedule.getHandle(id).delete();
