@@ -1,0 +1,136 @@
+/**
+ * The `tempoflow` command line. Each command group lives in `client/commands/<name>.ts` and exports
+ * `register(program, ctx)`; adding a command is one file and one line in `COMMANDS` below.
+ *
+ * Exit codes: 0 success, 1 a run failed, 2 a usage or validation error (bad flag, bad param, unknown DAG,
+ * Temporal unreachable).
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { TempoflowError } from '../core/errors';
+import { DEFAULT_TASK_QUEUE } from '../worker/create-worker';
+import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from '../worker/settings';
+import * as dagsCommands from './commands/dags';
+import * as devCommand from './commands/dev';
+import * as runsCommands from './commands/runs';
+import * as triggerCommand from './commands/trigger';
+import * as workerCommand from './commands/worker';
+import { CliContext, CliExit } from './context';
+import type { CliIo } from './context';
+
+/** A command module: registers its commands on the program. */
+export interface CommandModule {
+  register(program: Command, ctx: CliContext): void;
+}
+
+/** Every command group, in the order `--help` lists them. */
+export const COMMANDS: CommandModule[] = [dagsCommands, triggerCommand, runsCommands, workerCommand, devCommand];
+
+const VERSION = '0.1.0';
+
+/** Builds the program; `extra` command modules are registered after the built-in ones. */
+export function buildProgram(ctx: CliContext, extra: CommandModule[] = []): Command {
+  const program = new Command('tempoflow')
+    .description('Airflow-style DAGs that run as durable Temporal workflows')
+    .version(VERSION, '-V, --version', 'print the version')
+    .addOption(
+      new Option('--address <host:port>', 'Temporal frontend address').env('TEMPORAL_ADDRESS').default(DEFAULT_ADDRESS),
+    )
+    .addOption(
+      new Option('--namespace <name>', 'Temporal namespace').env('TEMPORAL_NAMESPACE').default(DEFAULT_NAMESPACE),
+    )
+    .addOption(
+      new Option('--task-queue <name>', 'task queue runs and workers use')
+        .env('TEMPOFLOW_TASK_QUEUE')
+        .default(DEFAULT_TASK_QUEUE),
+    )
+    .option('-v, --verbose', 'show stack traces and more logs (also: DEBUG=1)')
+    .showHelpAfterError(`(run with --help for usage)`)
+    .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ tempoflow dags list
+  $ tempoflow dags show example_fanout
+  $ tempoflow trigger example_fanout --local              run once on a throwaway local server
+  $ tempoflow dev                                         local Temporal server + worker, until Ctrl-C
+  $ tempoflow trigger example_fanout -p count=50 --wait
+  $ tempoflow runs list --dag example_fanout`,
+    );
+  ctx.attach(program);
+  for (const module of [...COMMANDS, ...extra]) module.register(program, ctx);
+  configureTree(program, ctx);
+  return program;
+}
+
+/** Every command (also ones added with `addCommand`) throws instead of exiting and writes through ctx. */
+function configureTree(command: Command, ctx: CliContext): void {
+  command.exitOverride();
+  command.configureOutput({
+    writeOut: (s) => ctx.stdout.write(s),
+    writeErr: (s) => ctx.stderr.write(s),
+    outputError: (s, write) => write(ctx.errStyle.red(s)),
+  });
+  for (const sub of command.commands) configureTree(sub, ctx);
+}
+
+/** Runs the CLI and returns the exit code (it does not exit). */
+export async function main(argv: string[] = process.argv, io: Partial<CliIo> = {}): Promise<number> {
+  const ctx = new CliContext(io);
+  const program = buildProgram(ctx);
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    return reportError(err, ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** Prints an error the way a user should see it and returns the exit code. */
+export function reportError(err: unknown, ctx: CliContext): number {
+  if (err instanceof CommanderError) {
+    // Commander already printed the message (and help for usage errors).
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+      return 0;
+    }
+    if (err.code === 'commander.executeSubCommandAsync') return err.exitCode;
+    return 2;
+  }
+  if (err instanceof CliExit) {
+    if (err.message) ctx.err(err.message);
+    return err.exitCode;
+  }
+  if (err instanceof TempoflowError) {
+    ctx.err(`${ctx.errStyle.red('error:')} ${err.message}`);
+    if (ctx.globals.verbose && err.stack) ctx.err(ctx.errStyle.dim(err.stack));
+    return 2;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  ctx.err(`${ctx.errStyle.red('error:')} ${message}`);
+  if (ctx.globals.verbose) {
+    if (err instanceof Error && err.stack) ctx.err(ctx.errStyle.dim(err.stack));
+  } else {
+    ctx.err(ctx.errStyle.dim('(run with --verbose or DEBUG=1 for details)'));
+  }
+  return 1;
+}
+
+/** Runs the CLI as a program: flushes output and exits with the code. */
+export async function run(argv: string[] = process.argv): Promise<never> {
+  const code = await main(argv);
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  process.exit(code);
+}
+
+const invokedDirectly = (() => {
+  try {
+    return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+})();
+if (invokedDirectly) await run();

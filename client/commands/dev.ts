@@ -1,0 +1,105 @@
+/** `tempoflow dev`: a local Temporal server (with Web UI) and an in-process worker, until Ctrl-C. */
+import net from 'node:net';
+import { InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
+import type { CliContext } from '../context';
+
+interface DevFlags {
+  s3?: boolean;
+  port?: number;
+  uiPort?: number;
+  dbFile?: string;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('dev')
+    .description('start a local Temporal server with its Web UI and a worker, until Ctrl-C')
+    .option('--s3', 'also start a local S3 server and give the worker its AWS_* settings')
+    .option('--port <port>', 'Temporal frontend port (default: 7233 when free, else any free port)', port)
+    .option('--ui-port <port>', 'Web UI port (default: 8233 when free, else any free port)', port)
+    .option('--db-file <path>', 'keep runs in this SQLite file across restarts (default: in memory)')
+    .addHelpText(
+      'after',
+      `
+Then, in another terminal:
+  $ tempoflow trigger example_fanout --wait --address <the address it prints>`,
+    )
+    .action(async (flags: DevFlags) => {
+      const { startLocalStack } = await import('../local');
+      const { describeWorker } = await import('../../worker/main');
+      const s = ctx.errStyle;
+      const log = (line: string) => ctx.err(s.dim(line));
+      const frontendPort = flags.port ?? ((await isPortFree(7233)) ? 7233 : undefined);
+      const uiPort = flags.uiPort ?? ((await isPortFree(8233)) ? 8233 : undefined);
+
+      let workerEnv: Record<string, string> = {};
+      let s3Lines: string[] = [];
+      if (flags.s3) {
+        const { startS3Server, s3EnvFor } = await import('../../services/s3-server');
+        log('starting the local S3 server…');
+        const s3 = await startS3Server();
+        ctx.onCleanup(() => s3.stop());
+        workerEnv = s3EnvFor(s3);
+        s3Lines = [
+          `  ${'S3 endpoint'.padEnd(16)} ${s.bold(s3.endpoint)}`,
+          '',
+          s.dim('  To use it from another shell:'),
+          ...Object.entries(workerEnv).map(([k, v]) => `    export ${k}=${shellQuote(v)}`),
+        ];
+      }
+
+      const { taskQueue } = ctx.globals;
+      const stack = await startLocalStack(ctx, {
+        taskQueue,
+        log,
+        ui: true,
+        ...(frontendPort !== undefined ? { port: frontendPort } : {}),
+        ...(uiPort !== undefined ? { uiPort } : {}),
+        ...(flags.dbFile !== undefined ? { dbFile: flags.dbFile } : {}),
+        workerEnv,
+      });
+      const addressFlag = stack.address === '127.0.0.1:7233' ? '' : ` --address ${stack.address}`;
+      ctx.out(
+        [
+          '',
+          `${s.green('✔')} ${s.bold('tempoflow dev is running')}`,
+          `  ${'Temporal'.padEnd(16)} ${s.bold(stack.address)}  ${s.dim(`namespace ${stack.namespace}`)}`,
+          `  ${'Web UI'.padEnd(16)} ${s.bold(stack.uiUrl ?? '(off)')}`,
+          `  ${'Worker'.padEnd(16)} ${describeWorker(stack.settings, stack.worker.dags).replace(/^tempoflow worker on \S+ · /, '')}`,
+          ...s3Lines,
+          '',
+          s.dim('  Try it in another terminal:'),
+          `    npx tempoflow trigger example_fanout --wait${addressFlag}`,
+          ...(stack.uiUrl && stack.uiUrl !== 'http://localhost:8233'
+            ? [`    export TEMPORAL_UI_URL=${stack.uiUrl}`]
+            : []),
+          '',
+          s.dim('  Press Ctrl-C to stop.'),
+        ].join('\n'),
+      );
+      // The worker stops on SIGINT/SIGTERM (Temporal's Runtime handles them); then everything else is stopped.
+      await stack.runUntil(() => new Promise<never>(() => undefined)).catch(() => undefined);
+      ctx.err(s.dim('stopping…'));
+      await stack.stop();
+      ctx.err(s.dim('stopped'));
+    });
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number (1-65535)');
+  return n;
+}
+
+export function isPortFree(p: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ port: p, host, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+function shellQuote(value: string): string {
+  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+}

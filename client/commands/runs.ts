@@ -1,0 +1,151 @@
+/** `tempoflow runs list|show|cancel`: find runs, see their tasks, cancel them. */
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { InvalidArgumentError, Option } from 'commander';
+import type { Command } from 'commander';
+import { TempoflowError } from '../../core/errors';
+import type { DagRunStatus } from '../../core/types';
+import type { dagRun } from '../../workflows';
+import type { CliContext } from '../context';
+import { between, colorState, formatInstant, stateCounts, table, taskTable } from '../render';
+import { getRunStatus, listRuns } from '../runs';
+import { readLiveRun } from '../watch';
+import { formatParams } from './trigger';
+
+const RUN_STATES = ['queued', 'running', 'success', 'failed', 'cancelled'];
+
+export function register(program: Command, ctx: CliContext): void {
+  const group = program.command('runs').description('list, inspect and cancel DAG runs');
+
+  group
+    .command('list')
+    .description('list runs, newest first')
+    .option('-d, --dag <dag>', 'only runs of this DAG')
+    .addOption(new Option('-s, --state <state>', 'only runs in this state').choices(RUN_STATES))
+    .option('-n, --limit <n>', 'at most this many runs', positiveInt, 20)
+    .option('--json', 'print the runs as JSON')
+    .action(async (opts: { dag?: string; state?: string; limit: number; json?: boolean }) => {
+      const client = await ctx.client();
+      const runs = await listRuns(client, { dagId: opts.dag, state: opts.state, limit: opts.limit });
+      if (opts.json) return ctx.json(runs);
+      if (!runs.length) {
+        const filters = [opts.dag && `DAG '${opts.dag}'`, opts.state && `state '${opts.state}'`]
+          .filter(Boolean)
+          .join(', ');
+        ctx.out(ctx.style.dim(`no runs${filters ? ` for ${filters}` : ''} in namespace '${ctx.globals.namespace}'`));
+        return;
+      }
+      const rows = runs.map((r) => [
+        r.runId,
+        r.dagId,
+        colorState(r.state || r.workflowStatus.toLowerCase(), ctx.style),
+        formatInstant(r.logicalDate),
+        formatInstant(r.startTime),
+        between(r.startTime, r.closeTime ?? undefined),
+      ]);
+      ctx.out(table(['run id', 'dag', 'state', 'logical date', 'started', 'duration'], rows, ctx.style));
+    });
+
+  group
+    .command('show')
+    .description("show a run: its DAG, state, dates, params and every task's state")
+    .argument('<runId>', 'run id (see `tempoflow runs list`)')
+    .option('--json', 'print the run status as JSON')
+    .action(async (runId: string, opts: { json?: boolean }) => {
+      const client = await ctx.client();
+      const { status, heartbeats } = await readRun(ctx, client, runId);
+      if (opts.json) return ctx.json(status);
+      printRun(ctx, status, heartbeats);
+    });
+
+  group
+    .command('cancel')
+    .description('cancel a running run: running tasks are cancelled, waiting ones skipped')
+    .argument('<runId>', 'run id (see `tempoflow runs list --state running`)')
+    .action(async (runId: string) => {
+      const client = await ctx.client();
+      const handle = client.workflow.getHandle<typeof dagRun>(runId);
+      const description = await notFoundAsUserError(ctx, runId, () => handle.describe());
+      if (description.status.name !== 'RUNNING') {
+        throw new TempoflowError(
+          `run '${runId}' is not running (${description.status.name.toLowerCase()}): nothing to cancel`,
+        );
+      }
+      await handle.cancel();
+      ctx.out(`${ctx.style.yellow('■')} cancellation requested for run ${ctx.style.bold(runId)}`);
+      ctx.out(ctx.style.dim(`  see it end: tempoflow runs show '${runId}'`));
+    });
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive whole number');
+  return n;
+}
+
+async function notFoundAsUserError<T>(ctx: CliContext, runId: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      throw new TempoflowError(
+        `no run '${runId}' in namespace '${ctx.globals.namespace}' (see \`tempoflow runs list\`)`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+}
+
+/** A run's status: final from the result when finished, else live from the runner (needs a worker). */
+async function readRun(
+  ctx: CliContext,
+  client: Client,
+  runId: string,
+): Promise<{ status: DagRunStatus; heartbeats: Map<string, string> }> {
+  const handle = client.workflow.getHandle<typeof dagRun>(runId);
+  const description = await notFoundAsUserError(ctx, runId, () => handle.describe());
+  if (description.status.name === 'RUNNING') {
+    const live = await readLiveRun(client, handle, 5000);
+    if (!live.status) {
+      throw new TempoflowError(
+        `run '${runId}' is running but no worker answered for its status (${live.problem ?? 'no answer'}): is a worker polling task queue '${description.taskQueue}'?`,
+      );
+    }
+    return { status: live.status, heartbeats: live.heartbeats };
+  }
+  try {
+    return {
+      status: await client.withDeadline(Date.now() + 10_000, () => getRunStatus(client, runId)),
+      heartbeats: new Map(),
+    };
+  } catch (err) {
+    throw new TempoflowError(
+      `run '${runId}' ended (${description.status.name.toLowerCase()}) without a task status to show: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
+export function printRun(ctx: CliContext, status: DagRunStatus, heartbeats: Map<string, string>): void {
+  const s = ctx.style;
+  const rows: [string, string][] = [
+    ['dag', s.bold(status.dagId)],
+    ['state', `${colorState(status.state, s)}  ${s.dim(stateCounts(status, s))}`],
+    ['logical date', status.logicalDate],
+    [
+      'data interval',
+      status.dataInterval ? `${status.dataInterval.start} → ${status.dataInterval.end}` : s.dim('none'),
+    ],
+    ['params', formatParams(status.params) || s.dim('(none)')],
+    [
+      'started',
+      `${formatInstant(status.startedAt)}${status.endedAt ? `, ended ${formatInstant(status.endedAt)}` : ''} (${between(status.startedAt, status.endedAt)})`,
+    ],
+    ['Web UI', ctx.runUrl(status.runId)],
+  ];
+  ctx.out(`${s.bold('run')} ${status.runId}`);
+  for (const [k, v] of rows) ctx.out(`  ${s.dim(k.padEnd(14))} ${v}`);
+  ctx.out();
+  ctx.out(taskTable(status, { style: s, heartbeats, errorWidth: Math.max(40, (ctx.stdout.columns || 120) - 70) }));
+}

@@ -1,0 +1,40 @@
+/** `tempoflow worker`: run a worker for every DAG until Ctrl-C / SIGTERM. */
+import type { Command } from 'commander';
+import { TemporalUnreachableError, isConnectionRefused } from '../connect';
+import type { CliContext } from '../context';
+import { resolveWorkerSettings } from '../../worker/settings';
+
+interface WorkerFlags {
+  maxConcurrentActivities?: string;
+  duckdbMemoryLimit?: string;
+  duckdbThreads?: string;
+  duckdbTempDir?: string;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('worker')
+    .description('run a worker that executes DAG runs (all DAGs) from the task queue, until Ctrl-C or SIGTERM')
+    .option(
+      '--max-concurrent-activities <n>',
+      'task instances run at once (env TEMPOFLOW_MAX_CONCURRENT_ACTIVITIES, default 4)',
+    )
+    .option('--duckdb-memory-limit <size>', "DuckDB memory limit (env TEMPOFLOW_DUCKDB_MEMORY_LIMIT, default '2GB')")
+    .option('--duckdb-threads <n>', 'DuckDB threads (env TEMPOFLOW_DUCKDB_THREADS, default: CPU cores)')
+    .option('--duckdb-temp-dir <dir>', 'DuckDB spill directory (env TEMPOFLOW_DUCKDB_TEMP_DIR)')
+    .action(async (flags: WorkerFlags) => {
+      const { runWorker } = await import('../../worker/main');
+      const settings = resolveWorkerSettings({ ...ctx.globalFlagOverrides(), ...definedOnly(flags) }, ctx.env);
+      try {
+        await runWorker(settings, { log: (line) => ctx.err(line) });
+      } catch (err) {
+        if (isConnectionRefused(err))
+          throw new TemporalUnreachableError(settings.address, 'connection refused', { cause: err });
+        throw err;
+      }
+    });
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,133 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { TempoflowError } from '../core/errors';
+import type { ActivityDeps } from '../activities/index';
+import { DEFAULT_TASK_QUEUE } from './create-worker';
+
+/** Everything a tempoflow worker needs to know, from command-line flags and environment variables. */
+export interface WorkerSettings {
+  /** Temporal frontend, `host:port`. */
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  /** Task instances this worker runs at once. */
+  maxConcurrentActivities: number;
+  /** Settings of the DuckDB engine that task activities open (names match `ActivityDeps['duckdb']`). */
+  duckdb: DuckDbSettings;
+}
+
+export interface DuckDbSettings {
+  /** DuckDB's `memory_limit`, e.g. `'2GB'`. */
+  memoryLimit: string;
+  /** DuckDB's `threads`. */
+  threads: number;
+  /** DuckDB's `temp_directory` (where it spills). */
+  tempDirectory: string;
+}
+
+/** Flags that override the environment (the CLI's global options and `tempoflow worker` options). */
+export interface WorkerSettingsOverrides {
+  address?: string;
+  namespace?: string;
+  taskQueue?: string;
+  maxConcurrentActivities?: string | number;
+  duckdbMemoryLimit?: string;
+  duckdbThreads?: string | number;
+  duckdbTempDir?: string;
+}
+
+export const DEFAULT_ADDRESS = '127.0.0.1:7233';
+export const DEFAULT_NAMESPACE = 'default';
+
+/** Where each setting comes from: its flag and its environment variable (named in error messages). */
+const SOURCES = {
+  address: { flag: '--address', env: 'TEMPORAL_ADDRESS' },
+  namespace: { flag: '--namespace', env: 'TEMPORAL_NAMESPACE' },
+  taskQueue: { flag: '--task-queue', env: 'TEMPOFLOW_TASK_QUEUE' },
+  maxConcurrentActivities: { flag: '--max-concurrent-activities', env: 'TEMPOFLOW_MAX_CONCURRENT_ACTIVITIES' },
+  duckdbMemoryLimit: { flag: '--duckdb-memory-limit', env: 'TEMPOFLOW_DUCKDB_MEMORY_LIMIT' },
+  duckdbThreads: { flag: '--duckdb-threads', env: 'TEMPOFLOW_DUCKDB_THREADS' },
+  duckdbTempDir: { flag: '--duckdb-temp-dir', env: 'TEMPOFLOW_DUCKDB_TEMP_DIR' },
+} as const satisfies Record<keyof WorkerSettingsOverrides, { flag: string; env: string }>;
+
+const positiveInt = (max: number) =>
+  z.coerce
+    .number({ error: 'must be a whole number' })
+    .refine(Number.isInteger, 'must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(max, `must be at most ${max}`);
+
+const FIELDS = {
+  address: z
+    .string()
+    .trim()
+    .regex(/^[^\s:/]+:\d{1,5}$/, "must be host:port, e.g. '127.0.0.1:7233'"),
+  namespace: z.string().trim().min(1, 'must not be empty'),
+  taskQueue: z.string().trim().min(1, 'must not be empty'),
+  maxConcurrentActivities: positiveInt(10_000),
+  duckdbMemoryLimit: z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)$/i, "must be a size such as '512MB' or '2GB'"),
+  duckdbThreads: positiveInt(1024),
+  duckdbTempDir: z.string().trim().min(1, 'must not be empty'),
+} satisfies Record<keyof WorkerSettingsOverrides, z.ZodType>;
+
+function defaults(): Record<keyof WorkerSettingsOverrides, string | number> {
+  return {
+    address: DEFAULT_ADDRESS,
+    namespace: DEFAULT_NAMESPACE,
+    taskQueue: DEFAULT_TASK_QUEUE,
+    maxConcurrentActivities: 4,
+    duckdbMemoryLimit: '2GB',
+    duckdbThreads: Math.max(1, os.availableParallelism()),
+    duckdbTempDir: path.join(os.tmpdir(), 'tempoflow-duckdb'),
+  };
+}
+
+/**
+ * Resolves worker settings: a flag wins over its environment variable, which wins over the default.
+ *
+ * @throws TempoflowError naming the flag or environment variable that holds a bad value.
+ */
+export function resolveWorkerSettings(
+  overrides: WorkerSettingsOverrides = {},
+  env: NodeJS.ProcessEnv = process.env,
+): WorkerSettings {
+  const fallback = defaults();
+  const problems: string[] = [];
+  const values = {} as Record<keyof WorkerSettingsOverrides, unknown>;
+  for (const key of Object.keys(FIELDS) as (keyof WorkerSettingsOverrides)[]) {
+    const { flag, env: envName } = SOURCES[key];
+    const fromFlag = overrides[key];
+    const fromEnv = env[envName];
+    const [raw, source] =
+      fromFlag !== undefined
+        ? [fromFlag, flag]
+        : fromEnv !== undefined && fromEnv !== ''
+          ? [fromEnv, `${envName}`]
+          : [fallback[key], 'default'];
+    const parsed = FIELDS[key].safeParse(raw);
+    if (parsed.success) values[key] = parsed.data;
+    else problems.push(`${source} ${JSON.stringify(String(raw))}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  }
+  if (problems.length) throw new TempoflowError(`invalid worker settings: ${problems.join('; ')}`);
+  return {
+    address: values.address as string,
+    namespace: values.namespace as string,
+    taskQueue: values.taskQueue as string,
+    maxConcurrentActivities: values.maxConcurrentActivities as number,
+    duckdb: {
+      memoryLimit: values.duckdbMemoryLimit as string,
+      threads: values.duckdbThreads as number,
+      tempDirectory: values.duckdbTempDir as string,
+    },
+  };
+}
+
+/** What `createActivities` needs from the worker's settings. */
+export function activityDepsFrom(_settings: WorkerSettings): ActivityDeps {
+  // When ActivityDeps gains `duckdb`, this becomes `return { duckdb: settings.duckdb };`.
+  return {};
+}
