@@ -1,0 +1,321 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { mapLimit } from './concurrency';
+import { createS3Client } from './s3-client';
+import { joinUri, parseUri } from './uri';
+
+export interface ObjectInfo {
+  /** Full URI of the object (same scheme as the listed prefix). */
+  uri: string;
+  /** Path relative to the listed prefix, `/`-separated. */
+  key: string;
+  size: number;
+  /** S3 ETag (unquoted); for local files a size/mtime fingerprint. */
+  etag: string;
+}
+
+/** What can be written: bytes/text (the content itself), a stream, or `{ file }` (a local file to upload). */
+export type WriteBody = Buffer | Uint8Array | string | Readable | { file: string };
+
+/** Files and objects under `s3://bucket/prefix` or a local directory, with the same API. */
+export interface Store {
+  /** Every object under a prefix (recursive), sorted by key. A missing prefix lists nothing. */
+  list(prefixUri: string): Promise<ObjectInfo[]>;
+  read(uri: string): Promise<Buffer>;
+  readStream(uri: string): Promise<Readable>;
+  /** Writes an object whole: readers never see a partial one (S3 PUT/multipart; local temp file + rename). */
+  write(uri: string, body: WriteBody): Promise<void>;
+  /** Downloads one object to a local file. */
+  download(uri: string, localFile: string): Promise<void>;
+  /** Downloads every object under a prefix into a local directory (keeping relative paths); returns the count. */
+  downloadPrefix(prefixUri: string, localDir: string): Promise<number>;
+  /** Uploads every file under a local directory to a prefix (keeping relative paths); returns the count. */
+  uploadDir(localDir: string, prefixUri: string): Promise<number>;
+  exists(uri: string): Promise<boolean>;
+  delete(uri: string): Promise<void>;
+  /** Deletes everything under a prefix; returns how many objects were deleted. */
+  deletePrefix(prefixUri: string): Promise<number>;
+  /** Copies everything under `from` to `to` (keeping relative paths); returns the count. */
+  copyPrefix(from: string, to: string): Promise<number>;
+  /**
+   * Moves everything under `from` to `to`. Local: one directory rename (atomic; `to` must not exist). S3: copy,
+   * then delete the sources (not atomic: S3 has no rename).
+   */
+  renamePrefix(from: string, to: string): Promise<number>;
+}
+
+export interface StoreDeps {
+  /** The S3 client to use; default one built from the environment (`createS3Client`). */
+  s3Client?: S3Client;
+  /** Parallel S3 requests in bulk operations. Default 16. */
+  concurrency?: number;
+  /** Multipart part size in bytes. Default 8 MiB (S3's minimum is 5 MiB). */
+  partSize?: number;
+}
+
+const TEMP_MARK = '.tempoflow-tmp-';
+
+function tempSibling(file: string): string {
+  return path.join(path.dirname(file), `${TEMP_MARK}${path.basename(file)}.${randomBytes(6).toString('hex')}`);
+}
+
+function isNotFound(err: unknown): boolean {
+  if (err instanceof S3ServiceException) {
+    return err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404;
+  }
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+function bodyToStreamOrBytes(body: WriteBody): Readable | Buffer | Uint8Array {
+  if (typeof body === 'string') return Buffer.from(body);
+  if (body instanceof Readable || body instanceof Uint8Array) return body;
+  return createReadStream(body.file);
+}
+
+/** Writes a local file via a temp sibling and rename, so no reader sees a half-written file. */
+async function writeLocalAtomic(file: string, body: WriteBody): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = tempSibling(file);
+  try {
+    if (typeof body === 'object' && !(body instanceof Uint8Array) && !(body instanceof Readable)) {
+      await fs.copyFile(body.file, tmp);
+    } else if (body instanceof Readable) {
+      await pipeline(body, createWriteStream(tmp));
+    } else {
+      await fs.writeFile(tmp, body);
+    }
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function walk(dir: string, rel: string, out: { file: string; key: string }[]): Promise<void> {
+  let entries;
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+    throw err;
+  }
+  for (const e of entries) {
+    if (e.name.startsWith(TEMP_MARK)) continue; // another writer's file in flight
+    const key = rel ? `${rel}/${e.name}` : e.name;
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) await walk(full, key, out);
+    else if (e.isFile()) out.push({ file: full, key });
+  }
+}
+
+function localPath(uri: string): string {
+  const loc = parseUri(uri);
+  if (loc.kind !== 'local') throw new Error(`internal: '${uri}' is not local`);
+  return loc.path;
+}
+
+function s3Loc(uri: string): { bucket: string; key: string } {
+  const loc = parseUri(uri);
+  if (loc.kind !== 's3') throw new Error(`internal: '${uri}' is not S3`);
+  return loc;
+}
+
+function dirPrefix(key: string): string {
+  return key === '' || key.endsWith('/') ? key : `${key}/`;
+}
+
+/** Builds a `Store`; the S3 client is injected (or built from the environment on first S3 use). */
+export function createStore(deps: StoreDeps = {}): Store {
+  let client = deps.s3Client;
+  const s3 = (): S3Client => (client ??= createS3Client());
+  const concurrency = deps.concurrency ?? 16;
+  const partSize = deps.partSize ?? 8 * 1024 * 1024;
+
+  async function listS3(prefixUri: string): Promise<ObjectInfo[]> {
+    const { bucket, key } = s3Loc(prefixUri);
+    const prefix = dirPrefix(key);
+    const out: ObjectInfo[] = [];
+    let token: string | undefined;
+    do {
+      const page = await s3().send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const o of page.Contents ?? []) {
+        if (!o.Key || o.Key.endsWith('/')) continue; // "folder" markers made by consoles
+        out.push({
+          uri: `s3://${bucket}/${o.Key}`,
+          key: o.Key.slice(prefix.length),
+          size: o.Size ?? 0,
+          etag: (o.ETag ?? '').replace(/"/g, ''),
+        });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async function listLocal(prefixUri: string): Promise<ObjectInfo[]> {
+    const root = localPath(prefixUri);
+    const files: { file: string; key: string }[] = [];
+    await walk(root, '', files);
+    const infos = await mapLimit(files, 64, async ({ file, key }) => {
+      const st = await fs.stat(file);
+      return { uri: file, key, size: st.size, etag: `${st.size}-${Math.trunc(st.mtimeMs)}` };
+    });
+    return infos.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async function getS3(uri: string): Promise<Readable> {
+    const { bucket, key } = s3Loc(uri);
+    const res = await s3().send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    if (!(res.Body instanceof Readable)) throw new Error(`no body reading ${uri}`);
+    return res.Body;
+  }
+
+  async function putS3(uri: string, body: WriteBody): Promise<void> {
+    const { bucket, key } = s3Loc(uri);
+    // lib-storage sends one PUT for small bodies and a multipart upload (parts in parallel) for large ones.
+    const upload = new Upload({
+      client: s3(),
+      params: { Bucket: bucket, Key: key, Body: bodyToStreamOrBytes(body) },
+      partSize,
+      queueSize: 4,
+      leavePartsOnError: false,
+    });
+    await upload.done();
+  }
+
+  const store: Store = {
+    async list(prefixUri) {
+      return parseUri(prefixUri).kind === 's3' ? listS3(prefixUri) : listLocal(prefixUri);
+    },
+
+    async read(uri) {
+      if (parseUri(uri).kind === 'local') return fs.readFile(localPath(uri));
+      const chunks: Buffer[] = [];
+      for await (const chunk of await getS3(uri)) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    },
+
+    async readStream(uri) {
+      return parseUri(uri).kind === 'local' ? createReadStream(localPath(uri)) : getS3(uri);
+    },
+
+    async write(uri, body) {
+      if (parseUri(uri).kind === 'local') return writeLocalAtomic(localPath(uri), body);
+      return putS3(uri, body);
+    },
+
+    async download(uri, localFile) {
+      await writeLocalAtomic(localFile, parseUri(uri).kind === 'local' ? { file: localPath(uri) } : await getS3(uri));
+    },
+
+    async downloadPrefix(prefixUri, localDir) {
+      const objects = await store.list(prefixUri);
+      await mapLimit(objects, concurrency, (o) => store.download(o.uri, path.join(localDir, ...o.key.split('/'))));
+      return objects.length;
+    },
+
+    async uploadDir(localDir, prefixUri) {
+      const files: { file: string; key: string }[] = [];
+      await walk(localDir, '', files);
+      await mapLimit(files, concurrency, (f) => store.write(joinUri(prefixUri, f.key), { file: f.file }));
+      return files.length;
+    },
+
+    async exists(uri) {
+      try {
+        if (parseUri(uri).kind === 'local') {
+          await fs.stat(localPath(uri));
+        } else {
+          const { bucket, key } = s3Loc(uri);
+          await s3().send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        }
+        return true;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+    },
+
+    async delete(uri) {
+      if (parseUri(uri).kind === 'local') return fs.rm(localPath(uri), { force: true });
+      const { bucket, key } = s3Loc(uri);
+      await s3().send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    },
+
+    async deletePrefix(prefixUri) {
+      const objects = await store.list(prefixUri);
+      if (parseUri(prefixUri).kind === 'local') {
+        await fs.rm(localPath(prefixUri), { recursive: true, force: true });
+        return objects.length;
+      }
+      const { bucket } = s3Loc(prefixUri);
+      const batches: string[][] = [];
+      for (let i = 0; i < objects.length; i += 1000) {
+        batches.push(objects.slice(i, i + 1000).map((o) => s3Loc(o.uri).key));
+      }
+      await mapLimit(batches, 4, async (keys) => {
+        const res = await s3().send(
+          new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }),
+        );
+        const failed = res.Errors ?? [];
+        if (failed.length > 0) {
+          throw new Error(`could not delete ${failed.length} objects under ${prefixUri}: ${failed[0]?.Message ?? ''}`);
+        }
+      });
+      return objects.length;
+    },
+
+    async copyPrefix(from, to) {
+      const objects = await store.list(from);
+      const src = parseUri(from);
+      const dst = parseUri(to);
+      await mapLimit(objects, concurrency, async (o) => {
+        const target = joinUri(to, o.key);
+        if (src.kind === 's3' && dst.kind === 's3') {
+          const s = s3Loc(o.uri);
+          const t = s3Loc(target);
+          // Server-side copy (single request up to 5 GiB; table files are far smaller).
+          const copySource = `${s.bucket}/${encodeURIComponent(s.key).replace(/%2F/g, '/')}`;
+          await s3().send(new CopyObjectCommand({ Bucket: t.bucket, Key: t.key, CopySource: copySource }));
+        } else if (src.kind === 'local') {
+          await store.write(target, { file: o.uri });
+        } else {
+          await store.write(target, await getS3(o.uri));
+        }
+      });
+      return objects.length;
+    },
+
+    async renamePrefix(from, to) {
+      const src = parseUri(from);
+      const dst = parseUri(to);
+      if (src.kind === 'local' && dst.kind === 'local') {
+        const count = (await listLocal(from)).length;
+        await fs.mkdir(path.dirname(dst.path), { recursive: true });
+        await fs.rename(src.path, dst.path);
+        return count;
+      }
+      const count = await store.copyPrefix(from, to);
+      await store.deletePrefix(from);
+      return count;
+    },
+  };
+  return store;
+}
