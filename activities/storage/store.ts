@@ -50,6 +50,8 @@ export interface Store {
   delete(uri: string): Promise<void>;
   /** Deletes everything under a prefix; returns how many objects were deleted. */
   deletePrefix(prefixUri: string): Promise<number>;
+  /** Copies one object (server-side within S3). */
+  copy(from: string, to: string): Promise<void>;
   /** Copies everything under `from` to `to` (keeping relative paths); returns the count. */
   copyPrefix(from: string, to: string): Promise<number>;
   /**
@@ -282,24 +284,23 @@ export function createStore(deps: StoreDeps = {}): Store {
       return objects.length;
     },
 
-    async copyPrefix(from, to) {
-      const objects = await store.list(from);
+    async copy(from, to) {
       const src = parseUri(from);
       const dst = parseUri(to);
-      await mapLimit(objects, concurrency, async (o) => {
-        const target = joinUri(to, o.key);
-        if (src.kind === 's3' && dst.kind === 's3') {
-          const s = s3Loc(o.uri);
-          const t = s3Loc(target);
-          // Server-side copy (single request up to 5 GiB; table files are far smaller).
-          const copySource = `${s.bucket}/${encodeURIComponent(s.key).replace(/%2F/g, '/')}`;
-          await s3().send(new CopyObjectCommand({ Bucket: t.bucket, Key: t.key, CopySource: copySource }));
-        } else if (src.kind === 'local') {
-          await store.write(target, { file: o.uri });
-        } else {
-          await store.write(target, await getS3(o.uri));
-        }
-      });
+      if (src.kind === 's3' && dst.kind === 's3') {
+        // Server-side copy (single request up to 5 GiB; table files are far smaller).
+        const copySource = `${src.bucket}/${encodeURIComponent(src.key).replace(/%2F/g, '/')}`;
+        await s3().send(new CopyObjectCommand({ Bucket: dst.bucket, Key: dst.key, CopySource: copySource }));
+      } else if (src.kind === 'local') {
+        await store.write(to, { file: src.path });
+      } else {
+        await store.write(to, await getS3(from));
+      }
+    },
+
+    async copyPrefix(from, to) {
+      const objects = await store.list(from);
+      await mapLimit(objects, concurrency, (o) => store.copy(o.uri, joinUri(to, o.key)));
       return objects.length;
     },
 

@@ -1,0 +1,190 @@
+import { mkdir, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { Store } from '../storage/store';
+
+import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
+import { type OnProgress, TABLES, type TableName, runPaths, runToken } from './paths';
+import { EVENT_COLUMNS, SONG_COLUMNS, columnsDdl } from './schema';
+
+export interface BuildTablesArgs {
+  store: Store;
+  output: string;
+  runId: string;
+  duckdb?: DuckDbSettings;
+  onProgress?: OnProgress;
+  signal?: AbortSignal;
+}
+
+export interface BuildTablesResult {
+  /** Rows per table. */
+  rows: Record<TableName, number>;
+  /** Table files written. */
+  files: number;
+  /** URI of the staged tables (`<output>/_staging/<run>/tables`). */
+  tables: string;
+}
+
+/** Loads the staged Parquet parts (already local) into typed tables; no parts gives an empty table. */
+export async function loadStaged(conn: DuckDBConnection, localDir: string): Promise<void> {
+  for (const [table, sub, columns] of [
+    ['staged_songs', 'songs', SONG_COLUMNS],
+    ['staged_events', 'events', EVENT_COLUMNS],
+  ] as const) {
+    await conn.run(`CREATE TABLE ${table} (${columnsDdl(columns)})`);
+    const dir = path.join(localDir, sub);
+    const parts = await readdir(dir).catch(() => [] as string[]);
+    if (parts.some((p) => p.endsWith('.parquet'))) {
+      const cols = columns.map((c) => `"${c.name}"`).join(', ');
+      await conn.run(
+        `INSERT INTO ${table} SELECT ${cols} FROM read_parquet(${sqlString(path.join(dir, '*.parquet'))})`,
+      );
+    }
+  }
+}
+
+/**
+ * The star schema as SQL over `staged_songs` / `staged_events`. Every choice is deterministic (ties broken on
+ * all columns), so the same input gives the same rows.
+ */
+const MODEL_SQL = `
+-- One row per song_id; a song listed twice keeps the smallest (title, artist, duration, year, location) version.
+CREATE TABLE song_rows AS
+SELECT * EXCLUDE (rn) FROM (
+  SELECT *, row_number() OVER (PARTITION BY song_id ORDER BY title, artist_id, duration, year, artist_name,
+    artist_location NULLS LAST, artist_latitude NULLS LAST, artist_longitude NULLS LAST) AS rn
+  FROM staged_songs) WHERE rn = 1;
+
+CREATE TABLE songs AS
+SELECT song_id, title, duration, year, artist_id FROM song_rows;
+
+-- One row per artist_id: the spelling with coordinates and a location first, then the smallest name/song.
+CREATE TABLE artists AS
+SELECT artist_id, artist_name AS name, artist_location AS location, artist_latitude AS latitude,
+       artist_longitude AS longitude FROM (
+  SELECT *, row_number() OVER (PARTITION BY artist_id ORDER BY artist_latitude IS NULL, coalesce(artist_location, '') = '',
+    artist_name, artist_location, artist_latitude, artist_longitude, song_id) AS rn
+  FROM song_rows) WHERE rn = 1;
+
+-- NextSong plays, each event once: an event delivered twice (same ts, user, session, item) is one play.
+CREATE TABLE plays AS
+SELECT * EXCLUDE (rn) FROM (
+  SELECT *, row_number() OVER (PARTITION BY ts, userId, sessionId, itemInSession ORDER BY artist, song, length, level,
+    firstName, lastName, gender, location, userAgent, auth, method, status, registration) AS rn
+  FROM staged_events WHERE page = 'NextSong') WHERE rn = 1;
+
+-- Users from their latest play (by ts; ties on session and item).
+CREATE TABLE users AS
+SELECT CAST(userId AS BIGINT) AS user_id, firstName AS first_name, lastName AS last_name, gender, level FROM (
+  SELECT *, row_number() OVER (PARTITION BY userId ORDER BY ts DESC, sessionId DESC, itemInSession DESC) AS rn
+  FROM plays) WHERE rn = 1;
+
+CREATE TABLE time AS
+SELECT start_time, hour(start_time) AS hour, day(start_time) AS day, week(start_time) AS week,
+       isodow(start_time) AS weekday, year(start_time) AS year, month(start_time) AS month
+FROM (SELECT DISTINCT make_timestamp(ts * 1000) AS start_time FROM plays);
+
+-- A play matches the song with the same title, artist name and duration (the smallest song_id if several do).
+CREATE TABLE song_lookup AS
+SELECT title, artist_name, duration, min(song_id) AS song_id, arg_min(artist_id, song_id) AS artist_id
+FROM song_rows GROUP BY title, artist_name, duration;
+
+CREATE TABLE songplays AS
+SELECT md5(concat_ws('|', p.ts, p.userId, p.sessionId, p.itemInSession)) AS songplay_id,
+       make_timestamp(p.ts * 1000) AS start_time, CAST(p.userId AS BIGINT) AS user_id, p.level,
+       p.sessionId AS session_id, p.location, p.userAgent AS user_agent, l.song_id, l.artist_id,
+       year(make_timestamp(p.ts * 1000)) AS year, month(make_timestamp(p.ts * 1000)) AS month
+FROM plays p LEFT JOIN song_lookup l ON l.title = p.song AND l.artist_name = p.artist AND l.duration = p.length;
+`;
+
+/** How each table is written: its columns, sort order, and hive partition columns. */
+export const TABLE_LAYOUT: Record<TableName, { select: string; orderBy: string; partitionBy?: string[] }> = {
+  songs: {
+    select: 'song_id, title, duration, year, artist_id',
+    orderBy: 'year, artist_id, song_id',
+    partitionBy: ['year', 'artist_id'],
+  },
+  artists: { select: 'artist_id, name, location, latitude, longitude', orderBy: 'artist_id' },
+  users: { select: 'user_id, first_name, last_name, gender, level', orderBy: 'user_id' },
+  time: {
+    select: 'start_time, hour, day, week, weekday, year, month',
+    orderBy: 'year, month, start_time',
+    partitionBy: ['year', 'month'],
+  },
+  songplays: {
+    select:
+      'songplay_id, start_time, user_id, level, session_id, location, user_agent, song_id, artist_id, year, month',
+    orderBy: 'year, month, start_time, songplay_id',
+    partitionBy: ['year', 'month'],
+  },
+};
+
+async function countFiles(dir: string): Promise<number> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile() && e.name.endsWith('.parquet')).length;
+}
+
+/**
+ * Builds the star schema from the run's staged Parquet (downloaded to a scratch directory: DuckDB cannot read
+ * S3 here) and writes each table as Parquet, sorted and hive-partitioned, to `<output>/_staging/<run>/tables/`.
+ */
+export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesResult> {
+  const { store } = args;
+  const paths = runPaths(args.output, args.runId);
+  const settings = args.duckdb ?? {};
+  return withScratch(settings, 'build', async (dir) => {
+    const input = path.join(dir, 'staged');
+    const songObjs = await store.list(paths.stagedSongs);
+    const eventObjs = await store.list(paths.stagedEvents);
+    const all = [
+      ...songObjs.map((o) => ({ o, local: path.join(input, 'songs', o.key) })),
+      ...eventObjs.map((o) => ({ o, local: path.join(input, 'events', o.key) })),
+    ];
+    const progress = {
+      filesDone: 0,
+      filesTotal: all.length,
+      bytesDone: 0,
+      bytesTotal: all.reduce((a, x) => a + x.o.size, 0),
+    };
+    for (const { o, local } of all) {
+      args.signal?.throwIfAborted();
+      await store.download(o.uri, local);
+      progress.filesDone++;
+      progress.bytesDone += o.size;
+      args.onProgress?.({ ...progress });
+    }
+
+    const out = path.join(dir, 'tables');
+    const token = runToken(args.runId);
+    const rows = await withDuckDb(
+      settings,
+      dir,
+      async (conn) => {
+        await loadStaged(conn, input);
+        await conn.run(MODEL_SQL);
+        const counts = {} as Record<TableName, number>;
+        for (const t of TABLES) {
+          const layout = TABLE_LAYOUT[t];
+          const target = path.join(out, t);
+          await mkdir(target, { recursive: true });
+          const query = `SELECT ${layout.select} FROM ${t} ORDER BY ${layout.orderBy}`;
+          // File names carry the run's token: a publish never overwrites the previous run's keys in place.
+          const options = layout.partitionBy
+            ? `FORMAT parquet, COMPRESSION zstd, PARTITION_BY (${layout.partitionBy.join(', ')}), FILENAME_PATTERN 'part-${token}-{i}'`
+            : 'FORMAT parquet, COMPRESSION zstd';
+          const file = layout.partitionBy ? target : path.join(target, `part-${token}-0.parquet`);
+          await conn.run(`COPY (${query}) TO ${sqlString(file)} (${options})`);
+          const r = await conn.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM ${t}`);
+          counts[t] = Number(r.getRowObjectsJS()[0]?.n ?? 0);
+        }
+        return counts;
+      },
+      args.signal,
+    );
+
+    // A retried build replaces the previous attempt's tables whole.
+    await store.deletePrefix(paths.tables);
+    await store.uploadDir(out, paths.tables);
+    return { rows, files: await countFiles(out), tables: paths.tables };
+  });
+}

@@ -1,0 +1,124 @@
+import type { DataInterval } from '../../core/types';
+import type { ObjectInfo, Store } from '../storage/store';
+import { joinUri } from '../storage/uri';
+import { runPaths } from './paths';
+
+export interface ManifestFile {
+  uri: string;
+  key: string;
+  size: number;
+}
+export interface Manifest {
+  kind: 'songs' | 'logs';
+  /** Chunk number: names the staging part and rejects file this chunk produces. */
+  index: number;
+  files: ManifestFile[];
+}
+
+export interface ListInputsArgs {
+  store: Store;
+  input: string;
+  output: string;
+  runId: string;
+  dataInterval?: DataInterval | null;
+  /** Song files per chunk. Default 500. */
+  songChunkFiles?: number;
+  /** Log files per chunk. Default 5. */
+  logChunkFiles?: number;
+  /** Bytes per log chunk (a chunk closes when it would exceed this). Default 64 MiB. */
+  logChunkBytes?: number;
+}
+
+export interface ListInputsResult {
+  /** Manifest URIs, one per staging task. */
+  songChunks: string[];
+  logChunks: string[];
+  songFiles: number;
+  logFiles: number;
+  bytes: number;
+  /** Log files left out because their date is outside the data interval (or has no date in its name). */
+  skippedLogFiles: number;
+}
+
+/** Hadoop's hidden-file rule, as Spark applies it: any path segment starting with `.` or `_`, and `*.crc`. */
+export function isHidden(key: string): boolean {
+  return key.split('/').some((seg) => seg.startsWith('.') || seg.startsWith('_')) || key.endsWith('.crc');
+}
+
+const LOG_NAME = /(?:^|\/)(\d{4})-(\d{2})-(\d{2})-events\.json$/;
+
+/** The date in a daily log file name (`2018-11-01-events.json`), as epoch ms at 00:00 UTC. */
+export function logFileDate(key: string): number | undefined {
+  const m = LOG_NAME.exec(key);
+  if (!m) return undefined;
+  const t = Date.parse(`${m[1]}-${m[2]}-${m[3]}T00:00:00Z`);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+function chunk(files: ObjectInfo[], maxFiles: number, maxBytes: number): ObjectInfo[][] {
+  const chunks: ObjectInfo[][] = [];
+  let current: ObjectInfo[] = [];
+  let bytes = 0;
+  for (const f of files) {
+    if (current.length > 0 && (current.length >= maxFiles || bytes + f.size > maxBytes)) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(f);
+    bytes += f.size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+/**
+ * Lists the input's `song_data/` and `log_data/` JSON files (hidden files skipped, log files chosen by the
+ * date in their name within the data interval), writes them as chunked manifests under the run's staging
+ * prefix, and returns the manifest URIs and totals: never the file lists themselves (task outputs stay small).
+ */
+export async function listInputs(args: ListInputsArgs): Promise<ListInputsResult> {
+  const { store } = args;
+  const paths = runPaths(args.output, args.runId);
+  const visible = (o: ObjectInfo) => !isHidden(o.key) && o.key.endsWith('.json');
+  const [songObjs, logObjs] = await Promise.all([
+    store.list(joinUri(args.input, 'song_data')),
+    store.list(joinUri(args.input, 'log_data')),
+  ]);
+  const songs = songObjs.filter(visible);
+  let logs = logObjs.filter(visible);
+  let skipped = 0;
+  if (args.dataInterval) {
+    const start = Date.parse(args.dataInterval.start);
+    const end = Date.parse(args.dataInterval.end);
+    const inScope = logs.filter((o) => {
+      const d = logFileDate(o.key);
+      return d !== undefined && d >= start && d < end;
+    });
+    skipped = logs.length - inScope.length;
+    logs = inScope;
+  }
+
+  // Manifests from an earlier attempt of this run are replaced whole.
+  await store.deletePrefix(paths.manifests);
+  const write = async (kind: 'songs' | 'logs', chunks: ObjectInfo[][]) => {
+    const uris: string[] = [];
+    for (const [index, files] of chunks.entries()) {
+      const uri = joinUri(paths.manifests, `${kind}-${String(index).padStart(5, '0')}.json`);
+      const manifest: Manifest = { kind, index, files: files.map((f) => ({ uri: f.uri, key: f.key, size: f.size })) };
+      await store.write(uri, JSON.stringify(manifest));
+      uris.push(uri);
+    }
+    return uris;
+  };
+  const songChunks = await write('songs', chunk(songs, args.songChunkFiles ?? 500, Infinity));
+  const logChunks = await write('logs', chunk(logs, args.logChunkFiles ?? 5, args.logChunkBytes ?? 64 * 1024 * 1024));
+  return {
+    songChunks,
+    logChunks,
+    songFiles: songs.length,
+    logFiles: logs.length,
+    bytes: [...songs, ...logs].reduce((a, f) => a + f.size, 0),
+    skippedLogFiles: skipped,
+  };
+}

@@ -1,0 +1,39 @@
+import { createHash } from 'node:crypto';
+import { joinUri } from '../storage/uri';
+
+export const TABLES = ['songs', 'artists', 'users', 'time', 'songplays'] as const;
+export type TableName = (typeof TABLES)[number];
+
+/** A run id usable as a path segment (workflow ids may contain `/` or `:`). */
+export function runSegment(runId: string): string {
+  return runId.replace(/[^A-Za-z0-9._=-]/g, '_');
+}
+
+/** Short stable token for a run, used in table file names so two runs' files never share a key. */
+export function runToken(runId: string): string {
+  return createHash('sha256').update(runId).digest('hex').slice(0, 10);
+}
+
+/** Where a run keeps its files under the lake's `output` (names starting with `_` are ignored by table readers). */
+export function runPaths(output: string, runId: string) {
+  const seg = runSegment(runId);
+  const staging = joinUri(output, '_staging', seg);
+  return {
+    staging,
+    manifests: joinUri(staging, 'manifests'),
+    stagedSongs: joinUri(staging, 'songs'),
+    stagedEvents: joinUri(staging, 'events'),
+    tables: joinUri(staging, 'tables'),
+    rejects: joinUri(output, '_rejects', seg),
+    runMeta: joinUri(output, '_runs', seg),
+    trash: joinUri(output, '_trash', seg),
+  };
+}
+
+export interface Progress {
+  filesDone: number;
+  filesTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+export type OnProgress = (p: Progress) => void;

@@ -1,0 +1,32 @@
+import path from 'node:path';
+import type { Store } from '../storage/store';
+import { joinUri } from '../storage/uri';
+import { type DuckDbSettings, withDuckDb, withScratch } from './duckdb';
+import type { TableName } from './paths';
+import { loadTable } from './validate';
+
+/**
+ * Reads one table of a lake (published `<output>/<table>` or any table directory URI) into plain rows sorted
+ * by all columns, with hive partition columns included. For inspection and tests: the whole table is loaded.
+ */
+export async function readTable(
+  store: Store,
+  tableUri: string,
+  table: TableName,
+  duckdb: DuckDbSettings = {},
+): Promise<Record<string, unknown>[]> {
+  return withScratch(duckdb, 'read', async (dir) => {
+    const local = path.join(dir, table);
+    for (const o of await store.list(tableUri)) await store.download(o.uri, path.join(local, ...o.key.split('/')));
+    return withDuckDb(duckdb, dir, async (conn) => {
+      await loadTable(conn, table, local);
+      const r = await conn.runAndReadAll(`SELECT * FROM "${table}" ORDER BY ALL`);
+      return r.getRowObjectsJS() as Record<string, unknown>[];
+    });
+  });
+}
+
+/** `readTable` of a published table under a lake's output. */
+export function readPublished(store: Store, output: string, table: TableName, duckdb?: DuckDbSettings) {
+  return readTable(store, joinUri(output, table), table, duckdb);
+}

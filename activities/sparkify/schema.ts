@@ -1,0 +1,125 @@
+/**
+ * Explicit column types of the raw Sparkify records (instead of Spark's schema inference): a value of the wrong
+ * JSON type is a reject, never a silent cast.
+ */
+export type ColumnType = 'VARCHAR' | 'DOUBLE' | 'BIGINT' | 'INTEGER';
+
+export interface ColumnSpec {
+  name: string;
+  type: ColumnType;
+  /** Must be present and not null. */
+  required?: boolean;
+  /** Required strings must also be non-empty. */
+  nonEmpty?: boolean;
+}
+
+export const SONG_COLUMNS: readonly ColumnSpec[] = [
+  { name: 'num_songs', type: 'INTEGER' },
+  { name: 'artist_id', type: 'VARCHAR', required: true, nonEmpty: true },
+  { name: 'artist_latitude', type: 'DOUBLE' },
+  { name: 'artist_longitude', type: 'DOUBLE' },
+  { name: 'artist_location', type: 'VARCHAR' },
+  { name: 'artist_name', type: 'VARCHAR', required: true },
+  { name: 'song_id', type: 'VARCHAR', required: true, nonEmpty: true },
+  { name: 'title', type: 'VARCHAR', required: true },
+  { name: 'duration', type: 'DOUBLE', required: true },
+  { name: 'year', type: 'INTEGER', required: true },
+];
+
+export const EVENT_COLUMNS: readonly ColumnSpec[] = [
+  { name: 'artist', type: 'VARCHAR' },
+  { name: 'auth', type: 'VARCHAR' },
+  { name: 'firstName', type: 'VARCHAR' },
+  { name: 'gender', type: 'VARCHAR' },
+  { name: 'itemInSession', type: 'INTEGER', required: true },
+  { name: 'lastName', type: 'VARCHAR' },
+  { name: 'length', type: 'DOUBLE' },
+  { name: 'level', type: 'VARCHAR' },
+  { name: 'location', type: 'VARCHAR' },
+  { name: 'method', type: 'VARCHAR' },
+  { name: 'page', type: 'VARCHAR', required: true, nonEmpty: true },
+  // Epoch milliseconds written as a float in the source (`1540919166796.0`).
+  { name: 'registration', type: 'DOUBLE' },
+  { name: 'sessionId', type: 'BIGINT', required: true },
+  { name: 'song', type: 'VARCHAR' },
+  { name: 'status', type: 'INTEGER' },
+  { name: 'ts', type: 'BIGINT', required: true },
+  { name: 'userAgent', type: 'VARCHAR' },
+  // A string: the user's integer id, or '' for logged-out visitors.
+  { name: 'userId', type: 'VARCHAR', required: true },
+];
+
+export type Row = (string | number | null)[];
+
+function checkValue(col: ColumnSpec, value: unknown): string | undefined {
+  if (value === null || value === undefined) {
+    return col.required ? `missing required field '${col.name}'` : undefined;
+  }
+  switch (col.type) {
+    case 'VARCHAR':
+      if (typeof value !== 'string') return `'${col.name}' must be a string, got ${JSON.stringify(value)}`;
+      if (col.nonEmpty && value === '') return `'${col.name}' must not be empty`;
+      return undefined;
+    case 'DOUBLE':
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        return `'${col.name}' must be a number, got ${JSON.stringify(value)}`;
+      }
+      return undefined;
+    case 'INTEGER':
+    case 'BIGINT': {
+      const max = col.type === 'INTEGER' ? 2 ** 31 - 1 : Number.MAX_SAFE_INTEGER;
+      if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) > max) {
+        return `'${col.name}' must be an integer (${col.type}), got ${JSON.stringify(value)}`;
+      }
+      return undefined;
+    }
+  }
+}
+
+export type Checked = { ok: true; row: Row } | { ok: false; reason: string };
+
+function checkColumns(record: unknown, columns: readonly ColumnSpec[]): Checked {
+  if (typeof record !== 'object' || record === null || Array.isArray(record)) {
+    return { ok: false, reason: 'not a JSON object' };
+  }
+  const obj = record as Record<string, unknown>;
+  const row: Row = [];
+  for (const col of columns) {
+    const problem = checkValue(col, obj[col.name]);
+    if (problem) return { ok: false, reason: problem };
+    row.push((obj[col.name] ?? null) as string | number | null);
+  }
+  return { ok: true, row };
+}
+
+export function checkSong(record: unknown): Checked {
+  return checkColumns(record, SONG_COLUMNS);
+}
+
+const EVENT_INDEX = Object.fromEntries(EVENT_COLUMNS.map((c, i) => [c.name, i])) as Record<string, number>;
+
+/**
+ * Event rules beyond types: `userId` is digits or empty; a `NextSong` play must say who played what (a play
+ * without a user, song, artist or length cannot become a songplay and is rejected, so it is still accounted for).
+ */
+export function checkEvent(record: unknown): Checked {
+  const checked = checkColumns(record, EVENT_COLUMNS);
+  if (!checked.ok) return checked;
+  const get = (name: string) => checked.row[EVENT_INDEX[name] ?? -1];
+  const userId = get('userId') as string;
+  if (!/^\d*$/.test(userId) || userId.length > 18) {
+    return { ok: false, reason: `'userId' must be an integer id or empty, got ${JSON.stringify(userId)}` };
+  }
+  if (get('page') === 'NextSong') {
+    if (userId === '') return { ok: false, reason: "a 'NextSong' event without a userId" };
+    for (const name of ['song', 'artist', 'length', 'level']) {
+      if (get(name) === null) return { ok: false, reason: `a 'NextSong' event without '${name}'` };
+    }
+  }
+  return checked;
+}
+
+/** `CREATE TABLE` column list for DuckDB. */
+export function columnsDdl(columns: readonly ColumnSpec[]): string {
+  return columns.map((c) => `"${c.name}" ${c.type}`).join(', ');
+}

@@ -1,0 +1,187 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { Store } from '../storage/store';
+import { joinUri } from '../storage/uri';
+import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
+import { loadStaged } from './build-tables';
+import { type OnProgress, TABLES, type TableName, runPaths } from './paths';
+import { type StageResult, assessRejects } from './stage';
+
+export interface ValidateArgs {
+  store: Store;
+  output: string;
+  runId: string;
+  /** The staging tasks' results: their record counts are checked against the staged Parquet. */
+  stageResults?: readonly Pick<StageResult, 'kind' | 'records' | 'rejected'>[];
+  maxRejectRate?: number;
+  duckdb?: DuckDbSettings;
+  onProgress?: OnProgress;
+  signal?: AbortSignal;
+}
+
+export interface QualityCheck {
+  name: string;
+  passed: boolean;
+  detail: string;
+}
+
+export interface ValidateResult {
+  passed: boolean;
+  checks: QualityCheck[];
+  /** URI of the written `quality.json`. */
+  report: string;
+}
+
+const PRIMARY_KEYS: Record<TableName, string> = {
+  songs: 'song_id',
+  artists: 'artist_id',
+  users: 'user_id',
+  time: 'start_time',
+  songplays: 'songplay_id',
+};
+
+// Used when a table has no files at all (e.g. no plays in the interval), so the checks still run.
+const EMPTY_DDL: Record<TableName, string> = {
+  songs: 'song_id VARCHAR, title VARCHAR, duration DOUBLE, year BIGINT, artist_id VARCHAR',
+  artists: 'artist_id VARCHAR, name VARCHAR, location VARCHAR, latitude DOUBLE, longitude DOUBLE',
+  users: 'user_id BIGINT, first_name VARCHAR, last_name VARCHAR, gender VARCHAR, level VARCHAR',
+  time: 'start_time TIMESTAMP, hour BIGINT, day BIGINT, week BIGINT, weekday BIGINT, year BIGINT, month BIGINT',
+  songplays:
+    'songplay_id VARCHAR, start_time TIMESTAMP, user_id BIGINT, level VARCHAR, session_id BIGINT, location VARCHAR, user_agent VARCHAR, song_id VARCHAR, artist_id VARCHAR, year BIGINT, month BIGINT',
+};
+
+async function scalar(conn: DuckDBConnection, sql: string): Promise<number> {
+  const r = await conn.runAndReadAll(`SELECT (${sql})::BIGINT AS v`);
+  return Number(r.getRowObjectsJS()[0]?.v ?? 0);
+}
+
+/** Loads a table directory (hive-partitioned or not) as a DuckDB table of the same name. */
+export async function loadTable(conn: DuckDBConnection, table: TableName, dir: string): Promise<void> {
+  const files = (await readdir(dir, { recursive: true }).catch(() => [] as string[])).filter(
+    (f) => f.endsWith('.parquet') && !f.split(path.sep).some((s) => s.startsWith('_') || s.startsWith('.')),
+  );
+  if (files.length === 0) {
+    await conn.run(`CREATE TABLE "${table}" (${EMPTY_DDL[table]})`);
+    return;
+  }
+  const glob = sqlString(path.join(dir, '**', '*.parquet'));
+  await conn.run(`CREATE TABLE "${table}" AS SELECT * FROM read_parquet(${glob}, hive_partitioning = true)`);
+}
+
+/**
+ * Checks the run's staged tables before they are published: keys unique and present, references resolve, and
+ * row counts agree with the staged input (and with what the staging tasks reported). Writes
+ * `<output>/_runs/<run>/quality.json`.
+ */
+export async function validate(args: ValidateArgs): Promise<ValidateResult> {
+  const { store } = args;
+  const paths = runPaths(args.output, args.runId);
+  const settings = args.duckdb ?? {};
+  const checks = await withScratch(settings, 'validate', async (dir) => {
+    const objects = [
+      ...(await store.list(paths.tables)).map((o) => ({ o, local: path.join(dir, 'tables', ...o.key.split('/')) })),
+      ...(await store.list(paths.stagedSongs)).map((o) => ({ o, local: path.join(dir, 'staged', 'songs', o.key) })),
+      ...(await store.list(paths.stagedEvents)).map((o) => ({ o, local: path.join(dir, 'staged', 'events', o.key) })),
+    ];
+    const progress = {
+      filesDone: 0,
+      filesTotal: objects.length,
+      bytesDone: 0,
+      bytesTotal: objects.reduce((a, x) => a + x.o.size, 0),
+    };
+    for (const { o, local } of objects) {
+      args.signal?.throwIfAborted();
+      await store.download(o.uri, local);
+      progress.filesDone++;
+      progress.bytesDone += o.size;
+      args.onProgress?.({ ...progress });
+    }
+    return withDuckDb(
+      settings,
+      dir,
+      async (conn) => {
+        await loadStaged(conn, path.join(dir, 'staged'));
+        for (const t of TABLES) await loadTable(conn, t, path.join(dir, 'tables', t));
+        const out: QualityCheck[] = [];
+        const check = (name: string, passed: boolean, detail: string) => out.push({ name, passed, detail });
+
+        for (const t of TABLES) {
+          const pk = PRIMARY_KEYS[t];
+          const rows = await scalar(conn, `SELECT count(*) FROM "${t}"`);
+          const distinct = await scalar(conn, `SELECT count(DISTINCT ${pk}) FROM "${t}"`);
+          const nulls = await scalar(conn, `SELECT count(*) FROM "${t}" WHERE ${pk} IS NULL`);
+          check(
+            `${t}.${pk} unique and not null`,
+            nulls === 0 && distinct === rows,
+            `${rows} rows, ${distinct} distinct keys, ${nulls} null keys`,
+          );
+        }
+        const refs: [string, string, string][] = [
+          ['songplays.user_id in users', 'user_id', 'SELECT user_id FROM users'],
+          ['songplays.song_id in songs', 'song_id', 'SELECT song_id FROM songs'],
+          ['songplays.artist_id in artists', 'artist_id', 'SELECT artist_id FROM artists'],
+        ];
+        for (const [name, col, keys] of refs) {
+          const missing = await scalar(
+            conn,
+            `SELECT count(*) FROM songplays WHERE ${col} IS NOT NULL AND ${col} NOT IN (${keys})`,
+          );
+          check(name, missing === 0, `${missing} songplays with a ${col} not found`);
+        }
+        const plays = "FROM staged_events WHERE page = 'NextSong'";
+        const expectedPlays = await scalar(
+          conn,
+          `SELECT count(*) FROM (SELECT DISTINCT ts, userId, sessionId, itemInSession ${plays})`,
+        );
+        const songplays = await scalar(conn, 'SELECT count(*) FROM songplays');
+        check(
+          'songplays rows = distinct staged NextSong events',
+          songplays === expectedPlays,
+          `${songplays} songplays, ${expectedPlays} distinct staged NextSong events`,
+        );
+        const expectedTimes = await scalar(conn, `SELECT count(DISTINCT ts) ${plays}`);
+        const times = await scalar(conn, 'SELECT count(*) FROM time');
+        check(
+          'time rows = distinct play start times',
+          times === expectedTimes,
+          `${times} time rows, ${expectedTimes} distinct start times`,
+        );
+        const expectedUsers = await scalar(conn, `SELECT count(DISTINCT userId) ${plays}`);
+        const users = await scalar(conn, 'SELECT count(*) FROM users');
+        check(
+          'users rows = distinct users with plays',
+          users === expectedUsers,
+          `${users} users, ${expectedUsers} distinct users in staged NextSong events`,
+        );
+        const expectedSongs = await scalar(conn, 'SELECT count(DISTINCT song_id) FROM staged_songs');
+        const songs = await scalar(conn, 'SELECT count(*) FROM songs');
+        check(
+          'songs rows = distinct staged songs',
+          songs === expectedSongs,
+          `${songs} songs, ${expectedSongs} distinct staged song_ids`,
+        );
+
+        if (args.stageResults) {
+          for (const kind of ['songs', 'events'] as const) {
+            const reported = args.stageResults.filter((r) => r.kind === kind).reduce((a, r) => a + r.records, 0);
+            const staged = await scalar(conn, `SELECT count(*) FROM staged_${kind}`);
+            check(
+              `staged ${kind} records = reported by staging`,
+              staged === reported,
+              `${staged} staged, ${reported} reported`,
+            );
+          }
+          const a = assessRejects(args.stageResults, args.maxRejectRate);
+          check('reject rate within maxRejectRate', a.passed, a.message);
+        }
+        return out;
+      },
+      args.signal,
+    );
+  });
+  const passed = checks.every((c) => c.passed);
+  const report = joinUri(paths.runMeta, 'quality.json');
+  await store.write(report, JSON.stringify({ runId: args.runId, passed, checks }, null, 2) + '\n');
+  return { passed, checks, report };
+}
