@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createS3Client, createStore, readDlCfgCredentials, s3ClientConfig, type Store } from '../activities/storage';
+
+// S3 for tests: versitygw (a real S3 server on a POSIX directory), started here until test/services.ts provides it.
+const VERSITYGW = path.join(os.homedir(), '.cache/tempoflow/bin/versitygw');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+async function startS3(): Promise<{ client: S3Client; stop: () => Promise<void> } | undefined> {
+  if (!existsSync(VERSITYGW)) return undefined;
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'tempoflow-s3-'));
+  const port = await freePort();
+  const proc: ChildProcess = spawn(VERSITYGW, ['--port', `127.0.0.1:${port}`, 'posix', dataDir], {
+    env: { ...process.env, ROOT_ACCESS_KEY_ID: 'test-access', ROOT_SECRET_ACCESS_KEY: 'test-secret-key' },
+    stdio: 'ignore',
+  });
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.end(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const client = createS3Client({
+    env: {
+      AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}`,
+      AWS_ACCESS_KEY_ID: 'test-access',
+      AWS_SECRET_ACCESS_KEY: 'test-secret-key',
+      AWS_REGION: 'us-east-1',
+    },
+  });
+  return {
+    client,
+    stop: async () => {
+      client.destroy();
+      proc.kill();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function tempDir(): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), 'tempoflow-storage-'));
+}
+
+async function exerciseStore(store: Store, root: string) {
+  await store.write(`${root}/a/one.txt`, 'one');
+  await store.write(`${root}/a/b/two.bin`, Buffer.from([1, 2, 3]));
+  await store.write(`${root}/other/three.txt`, 'three');
+  const listed = await store.list(`${root}/a`);
+  assert.deepEqual(
+    listed.map((o) => [o.key, o.size]),
+    [
+      ['b/two.bin', 3],
+      ['one.txt', 3],
+    ],
+  );
+  assert.ok(listed.every((o) => o.etag.length > 0));
+  assert.equal((await store.read(`${root}/a/one.txt`)).toString(), 'one');
+  const chunks: Buffer[] = [];
+  for await (const c of await store.readStream(`${root}/a/b/two.bin`)) chunks.push(c as Buffer);
+  assert.deepEqual([...Buffer.concat(chunks)], [1, 2, 3]);
+  assert.equal(await store.exists(`${root}/a/one.txt`), true);
+  assert.equal(await store.exists(`${root}/a/missing.txt`), false);
+  assert.deepEqual(await store.list(`${root}/nothing-here`), []);
+
+  assert.equal(await store.copyPrefix(`${root}/a`, `${root}/copy`), 2);
+  assert.equal((await store.read(`${root}/copy/b/two.bin`)).length, 3);
+  assert.equal(await store.renamePrefix(`${root}/copy`, `${root}/moved`), 2);
+  assert.deepEqual(await store.list(`${root}/copy`), []);
+  assert.deepEqual(
+    (await store.list(`${root}/moved`)).map((o) => o.key),
+    ['b/two.bin', 'one.txt'],
+  );
+
+  await store.delete(`${root}/a/one.txt`);
+  assert.equal(await store.exists(`${root}/a/one.txt`), false);
+  assert.equal(await store.deletePrefix(`${root}/moved`), 2);
+  assert.deepEqual(await store.list(`${root}/moved`), []);
+  // A prefix is a directory: deleting `a` leaves `other` alone.
+  await store.deletePrefix(`${root}/a`);
+  assert.deepEqual(
+    (await store.list(root)).map((o) => o.key),
+    ['other/three.txt'],
+  );
+}
+
+describe('local store', () => {
+  test('write, list, read, copy, rename and delete', async () => {
+    const dir = await tempDir();
+    await exerciseStore(createStore(), dir);
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  test('writes leave no temp files behind, and listing relative paths works', async () => {
+    const dir = await tempDir();
+    const store = createStore();
+    await Promise.all(Array.from({ length: 20 }, (_, i) => store.write(path.join(dir, 'x', `f${i}.txt`), `v${i}`)));
+    const names = await fs.readdir(path.join(dir, 'x'));
+    assert.equal(names.length, 20);
+    assert.ok(names.every((n) => /^f\d+\.txt$/.test(n)));
+    const rel = path.relative(process.cwd(), dir);
+    assert.equal((await store.list(rel)).length, 20);
+    // A file uploaded from disk.
+    await store.write(path.join(dir, 'copy.txt'), { file: path.join(dir, 'x', 'f3.txt') });
+    assert.equal((await store.read(path.join(dir, 'copy.txt'))).toString(), 'v3');
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+});
+
+describe('S3 client config', () => {
+  test('endpoint from the environment turns on path-style; region defaults to us-west-2', () => {
+    const c = s3ClientConfig({ env: { AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000' }, cwd: '/nonexistent' });
+    assert.equal(c.endpoint, 'http://127.0.0.1:9000');
+    assert.equal(c.forcePathStyle, true);
+    assert.equal(c.region, 'us-west-2');
+    assert.equal(c.retryMode, 'adaptive');
+    const plain = s3ClientConfig({ env: { AWS_REGION: 'eu-west-1' }, cwd: '/nonexistent' });
+    assert.equal(plain.endpoint, undefined);
+    assert.equal(plain.forcePathStyle, undefined);
+    assert.equal(plain.region, 'eu-west-1');
+  });
+
+  test('dl.cfg credentials are used only when the environment has none', async () => {
+    const dir = await tempDir();
+    await fs.writeFile(
+      path.join(dir, 'dl.cfg'),
+      "[AWS]\nAWS_ACCESS_KEY_ID='AKIAFROMCFG'\nAWS_SECRET_ACCESS_KEY=cfgsecret\n",
+    );
+    assert.deepEqual(readDlCfgCredentials(path.join(dir, 'dl.cfg')), {
+      accessKeyId: 'AKIAFROMCFG',
+      secretAccessKey: 'cfgsecret',
+    });
+    const fromCfg = s3ClientConfig({ env: {}, cwd: dir });
+    assert.deepEqual(fromCfg.credentials, { accessKeyId: 'AKIAFROMCFG', secretAccessKey: 'cfgsecret' });
+    const viaVar = s3ClientConfig({ env: { TEMPOFLOW_DL_CFG: path.join(dir, 'dl.cfg') }, cwd: '/nonexistent' });
+    assert.deepEqual(viaVar.credentials, { accessKeyId: 'AKIAFROMCFG', secretAccessKey: 'cfgsecret' });
+    const fromEnv = s3ClientConfig({
+      env: { AWS_ACCESS_KEY_ID: 'AKIAENV', AWS_SECRET_ACCESS_KEY: 'envsecret' },
+      cwd: dir,
+    });
+    assert.deepEqual(fromEnv.credentials, { accessKeyId: 'AKIAENV', secretAccessKey: 'envsecret' });
+    assert.equal(s3ClientConfig({ env: {}, cwd: '/nonexistent' }).credentials, undefined);
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+});
+
+describe('S3 store (versitygw)', () => {
+  let s3: Awaited<ReturnType<typeof startS3>>;
+  let store: Store;
+  let n = 0;
+  const bucket = async () => {
+    const name = `storage-test-${process.pid}-${n++}`;
+    await s3!.client.send(new CreateBucketCommand({ Bucket: name }));
+    return name;
+  };
+  before(async () => {
+    s3 = await startS3();
+    if (s3) store = createStore({ s3Client: s3.client, partSize: 5 * 1024 * 1024 });
+  });
+  after(async () => s3?.stop());
+
+  test('write, list, read, copy, rename and delete', async (t) => {
+    if (!s3) return t.skip(`versitygw not found at ${VERSITYGW}`);
+    await exerciseStore(store, `s3://${await bucket()}/root`);
+  });
+
+  test('list pages through more than 1000 keys, and deletePrefix removes them all', async (t) => {
+    if (!s3) return t.skip(`versitygw not found at ${VERSITYGW}`);
+    const root = `s3://${await bucket()}/many`;
+    const { mapLimit } = await import('../activities/storage');
+    await mapLimit(
+      Array.from({ length: 1105 }, (_, i) => i),
+      32,
+      (i) => store.write(`${root}/k${String(i).padStart(5, '0')}.txt`, String(i)),
+    );
+    const listed = await store.list(root);
+    assert.equal(listed.length, 1105);
+    assert.equal(new Set(listed.map((o) => o.key)).size, 1105);
+    assert.equal(listed[1104]?.key, 'k01104.txt');
+    assert.equal(await store.deletePrefix(root), 1105);
+    assert.deepEqual(await store.list(root), []);
+  });
+
+  test('large bodies go up as multipart uploads and read back intact', async (t) => {
+    if (!s3) return t.skip(`versitygw not found at ${VERSITYGW}`);
+    const dir = await tempDir();
+    const file = path.join(dir, 'big.bin');
+    const big = Buffer.alloc(12 * 1024 * 1024 + 123);
+    for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) % 251;
+    await fs.writeFile(file, big);
+    const uri = `s3://${await bucket()}/big/big.bin`;
+    await store.write(uri, { file });
+    const [info] = await store.list(`${uri.slice(0, uri.lastIndexOf('/'))}`);
+    assert.equal(info?.size, big.length);
+    // A multipart object's ETag ends in -<parts>: 12 MiB in 5 MiB parts is 3 parts.
+    assert.match(info?.etag ?? '', /-3$/);
+    assert.ok((await store.read(uri)).equals(big));
+    await store.download(uri, path.join(dir, 'back.bin'));
+    assert.ok((await fs.readFile(path.join(dir, 'back.bin'))).equals(big));
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+});
