@@ -103,14 +103,14 @@ async function exerciseStore(store: Store, root: string) {
   );
 }
 
-describe('local store', () => {
-  test('write, list, read, copy, rename and delete', async () => {
+void describe('local store', () => {
+  void test('write, list, read, copy, rename and delete', async () => {
     const dir = await tempDir();
     await exerciseStore(createStore(), dir);
     await fs.rm(dir, { recursive: true, force: true });
   });
 
-  test('writes leave no temp files behind, and listing relative paths works', async () => {
+  void test('writes leave no temp files behind, and listing relative paths works', async () => {
     const dir = await tempDir();
     const store = createStore();
     await Promise.all(Array.from({ length: 20 }, (_, i) => store.write(path.join(dir, 'x', `f${i}.txt`), `v${i}`)));
@@ -126,8 +126,8 @@ describe('local store', () => {
   });
 });
 
-describe('S3 client config', () => {
-  test('endpoint from the environment turns on path-style; region defaults to us-west-2', () => {
+void describe('S3 client config', () => {
+  void test('endpoint from the environment turns on path-style; region defaults to us-west-2', () => {
     const c = s3ClientConfig({ env: { AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000' }, cwd: '/nonexistent' });
     assert.equal(c.endpoint, 'http://127.0.0.1:9000');
     assert.equal(c.forcePathStyle, true);
@@ -139,7 +139,7 @@ describe('S3 client config', () => {
     assert.equal(plain.region, 'eu-west-1');
   });
 
-  test('dl.cfg credentials are used only when the environment has none', async () => {
+  void test('dl.cfg credentials are used only when the environment has none', async () => {
     const dir = await tempDir();
     await fs.writeFile(
       path.join(dir, 'dl.cfg'),
@@ -163,7 +163,7 @@ describe('S3 client config', () => {
   });
 });
 
-describe('S3 store (versitygw)', () => {
+void describe('S3 store (versitygw)', () => {
   let s3: Awaited<ReturnType<typeof startS3>>;
   let store: Store;
   let n = 0;
@@ -178,12 +178,12 @@ describe('S3 store (versitygw)', () => {
   });
   after(async () => s3?.stop());
 
-  test('write, list, read, copy, rename and delete', async (t) => {
+  void test('write, list, read, copy, rename and delete', async (t) => {
     if (!s3) return t.skip(`versitygw not found at ${VERSITYGW}`);
     await exerciseStore(store, `s3://${await bucket()}/root`);
   });
 
-  test('list pages through more than 1000 keys, and deletePrefix removes them all', async (t) => {
+  void test('list pages through more than 1000 keys, and deletePrefix removes them all', async (t) => {
     if (!s3) return t.skip(`versitygw not found at ${VERSITYGW}`);
     const root = `s3://${await bucket()}/many`;
     const { mapLimit } = await import('../activities/storage');
@@ -200,7 +200,7 @@ describe('S3 store (versitygw)', () => {
     assert.deepEqual(await store.list(root), []);
   });
 
-  test('large bodies go up as multipart uploads and read back intact', async (t) => {
+  void test('large bodies go up as multipart uploads and read back intact', async (t) => {
     if (!s3) return t.skip(`versitygw not found at ${VERSITYGW}`);
     const dir = await tempDir();
     const file = path.join(dir, 'big.bin');
