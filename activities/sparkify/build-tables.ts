@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Store } from '../storage/store';
 
+import { downloadAll } from './transfer';
 import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
 import { type OnProgress, TABLES, type TableName, runPaths, runToken } from './paths';
 import { EVENT_COLUMNS, SONG_COLUMNS, columnsDdl } from './schema';
@@ -140,19 +141,7 @@ export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesRes
       ...songObjs.map((o) => ({ o, local: path.join(input, 'songs', o.key) })),
       ...eventObjs.map((o) => ({ o, local: path.join(input, 'events', o.key) })),
     ];
-    const progress = {
-      filesDone: 0,
-      filesTotal: all.length,
-      bytesDone: 0,
-      bytesTotal: all.reduce((a, x) => a + x.o.size, 0),
-    };
-    for (const { o, local } of all) {
-      args.signal?.throwIfAborted();
-      await store.download(o.uri, local);
-      progress.filesDone++;
-      progress.bytesDone += o.size;
-      args.onProgress?.({ ...progress });
-    }
+    await downloadAll(store, all, { onProgress: args.onProgress, signal: args.signal });
 
     const out = path.join(dir, 'tables');
     const token = runToken(args.runId);

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Store } from '../storage/store';
 import { joinUri } from '../storage/uri';
+import { downloadAll } from './transfer';
 import { type DuckDbSettings, withDuckDb, withScratch } from './duckdb';
 import type { TableName } from './paths';
 import { loadTable } from './validate';
@@ -17,11 +18,12 @@ export async function readTable(
 ): Promise<Record<string, unknown>[]> {
   return withScratch(duckdb, 'read', async (dir) => {
     const local = path.join(dir, table);
-    for (const o of await store.list(tableUri)) await store.download(o.uri, path.join(local, ...o.key.split('/')));
+    const objects = (await store.list(tableUri)).map((o) => ({ o, local: path.join(local, ...o.key.split('/')) }));
+    await downloadAll(store, objects);
     return withDuckDb(duckdb, dir, async (conn) => {
       await loadTable(conn, table, local);
       const r = await conn.runAndReadAll(`SELECT * FROM "${table}" ORDER BY ALL`);
-      return r.getRowObjectsJS() as Record<string, unknown>[];
+      return r.getRowObjectsJS();
     });
   });
 }

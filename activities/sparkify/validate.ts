@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Store } from '../storage/store';
 import { joinUri } from '../storage/uri';
+import { downloadAll } from './transfer';
 import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
 import { loadStaged } from './build-tables';
 import { type OnProgress, TABLES, type TableName, runPaths } from './paths';
@@ -84,19 +85,7 @@ export async function validate(args: ValidateArgs): Promise<ValidateResult> {
       ...(await store.list(paths.stagedSongs)).map((o) => ({ o, local: path.join(dir, 'staged', 'songs', o.key) })),
       ...(await store.list(paths.stagedEvents)).map((o) => ({ o, local: path.join(dir, 'staged', 'events', o.key) })),
     ];
-    const progress = {
-      filesDone: 0,
-      filesTotal: objects.length,
-      bytesDone: 0,
-      bytesTotal: objects.reduce((a, x) => a + x.o.size, 0),
-    };
-    for (const { o, local } of objects) {
-      args.signal?.throwIfAborted();
-      await store.download(o.uri, local);
-      progress.filesDone++;
-      progress.bytesDone += o.size;
-      args.onProgress?.({ ...progress });
-    }
+    await downloadAll(store, objects, { onProgress: args.onProgress, signal: args.signal });
     return withDuckDb(
       settings,
       dir,

@@ -1,0 +1,28 @@
+import type { ObjectInfo, Store } from '../storage/store';
+import { mapLimit } from '../storage/concurrency';
+import type { OnProgress } from './paths';
+
+/** Downloads objects to local files in parallel, reporting progress per file. */
+export async function downloadAll(
+  store: Store,
+  items: readonly { o: ObjectInfo; local: string }[],
+  opts: { concurrency?: number; onProgress?: OnProgress; signal?: AbortSignal } = {},
+): Promise<void> {
+  const progress = {
+    filesDone: 0,
+    filesTotal: items.length,
+    bytesDone: 0,
+    bytesTotal: items.reduce((a, x) => a + x.o.size, 0),
+  };
+  await mapLimit(
+    items,
+    opts.concurrency ?? 16,
+    async ({ o, local }) => {
+      await store.download(o.uri, local);
+      progress.filesDone++;
+      progress.bytesDone += o.size;
+      opts.onProgress?.({ ...progress });
+    },
+    opts.signal,
+  );
+}
