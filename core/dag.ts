@@ -56,6 +56,7 @@ const taskSchema = z.strictObject({
     })
     .optional(),
   branch: z.boolean().optional(),
+  exclusiveBy: z.string().min(1).optional(),
   description: z.string().optional(),
   ...taskOptionsShape,
 });
@@ -123,6 +124,12 @@ export function defineDag(definition: DagDefinition): DagSnapshot {
       if (up === task.id) throw new DagDefinitionError(`${label}: a task cannot be its own upstream`);
       if (!byId.has(up)) throw new DagDefinitionError(`${label}: unknown upstream task '${up}'`);
     }
+    if (task.exclusiveBy !== undefined && !(task.exclusiveBy in (dag.params ?? {}))) {
+      throw new DagDefinitionError(`${label}: exclusiveBy names '${task.exclusiveBy}', which is not a param of the DAG`);
+    }
+    if (task.exclusiveBy !== undefined && task.map) {
+      throw new DagDefinitionError(`${label}: a mapped task cannot be exclusiveBy a param`);
+    }
     if (task.map && byId.get(task.map.over)?.branch) {
       throw new DagDefinitionError(`${label}: cannot map over branch task '${task.map.over}'`);
     }
@@ -181,6 +188,7 @@ function snapshotTask(
   const taskQueue = option('taskQueue');
   if (taskQueue !== undefined) snapshot.taskQueue = taskQueue;
   if (task.description !== undefined) snapshot.description = task.description;
+  if (task.exclusiveBy !== undefined) snapshot.exclusiveBy = task.exclusiveBy;
   if (task.map) {
     snapshot.map = { over: task.map.over, maxActive: Math.min(task.map.maxActive ?? maxActiveTasks, maxActiveTasks) };
     if (task.map.field !== undefined) snapshot.map.field = task.map.field;

@@ -90,6 +90,11 @@ export interface TaskDefinition extends TaskOptions {
   map?: MapSpec;
   /** The task's output is a task id or a list of task ids to follow; other direct downstream tasks are skipped. */
   branch?: boolean;
+  /**
+   * Instances of this task that share the value of this param run one at a time, across all runs (e.g.
+   * `'output'`: publishing to one location is serialized while the rest of the runs go on in parallel).
+   */
+  exclusiveBy?: string;
   description?: string;
 }
 
@@ -135,6 +140,7 @@ export interface TaskSnapshot {
   taskQueue?: string;
   map?: { over: string; field?: string; maxActive: number };
   branch: boolean;
+  exclusiveBy?: string;
 }
 
 export interface DagSnapshot {

@@ -6,7 +6,7 @@ import { retryRun, waitForRun, triggerDagRun } from '../client/runs';
 import { createSchedule, deleteSchedule, describeSchedule, pauseSchedule } from '../client/schedules';
 import { intervalsBetween } from '../core/schedule';
 import type { DagRunStatus } from '../core/types';
-import { allTestDags, createTestActivities, dailyDag, EventLog, retryableDag, slowDag } from './fixtures/test-dags';
+import { allTestDags, createTestActivities, dailyDag, EventLog, exclusiveDag, retryableDag, slowDag } from './fixtures/test-dags';
 import { withTestWorker } from './support';
 
 function maxOverlap(runs: { startedAt: string; endedAt?: string }[]): number {
@@ -41,6 +41,8 @@ describe('operations', () => {
         from: '2018-11-01',
         to: '2018-11-30',
         maxActive: 4,
+        // Run every day even if an earlier test run against this server did (runs are keyed by logical date).
+        reprocess: 'completed',
         taskQueue,
         params: { sleepMs: 300 },
       });
@@ -65,6 +67,36 @@ describe('operations', () => {
         Array(30).fill('skipped'),
       );
       assert.match(again.runs[0]!.note ?? '', /already success/);
+    });
+  });
+
+  it('serializes an exclusive task across 8 concurrent runs without losing an update', async () => {
+    const log = new EventLog();
+    await withTestWorker({ dags: allTestDags, activities: createTestActivities(log) }, async ({ client, taskQueue }) => {
+      const target = `lock-test-${Date.now()}`;
+      const runs = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          triggerDagRun(client, exclusiveDag, {
+            taskQueue,
+            params: { target, sleepMs: 300 },
+            logicalDate: new Date(Date.now() + i).toISOString(),
+          }),
+        ),
+      );
+      const statuses = await Promise.all(runs.map((r) => waitForRun(r.handle)));
+      assert.deepEqual(
+        statuses.map((s) => s.state),
+        Array(8).fill('success'),
+      );
+      assert.equal(log.counters.get(target), 8, 'no update was lost');
+      const sections = log.of('bump').map((start) => ({
+        start: start.at,
+        end: log.events.find((e) => e.event === 'end' && e.taskId === 'bump' && e.at >= start.at && e.attempt === start.attempt)!.at,
+      }));
+      const prepares = log.of('prepare').map((e) => e.at);
+      assert.ok(Math.max(...prepares) - Math.min(...prepares) < 1000, 'the non-exclusive tasks ran in parallel');
+      assert.equal(maxOverlap(statuses.map((s) => s.tasks.find((t) => t.taskId === 'bump')!).map((t) => ({ startedAt: t.startedAt!, endedAt: t.endedAt! }))), 1);
+      assert.equal(sections.length, 8);
     });
   });
 

@@ -1,6 +1,10 @@
 import {
   ApplicationFailure,
+  CancellationScope,
   condition,
+  getExternalWorkflowHandle,
+  proxyActivities,
+  uuid4,
   executeChild,
   isCancellation,
   setCurrentDetails,
@@ -34,7 +38,14 @@ import {
 } from './definitions';
 import type { MapBatchInput, MapBatchResult } from './map-batch';
 import { runMappedInline, Slots, summarizeInstances } from './map-batch';
+import { lockGrantedSignal, lockWorkflowId, releaseLockSignal } from './resource-lock';
 import { describeError, runTaskInstance, TaskInstanceFailed } from './task-instance';
+import type { FrameworkActivities } from '../worker/framework-activities';
+
+const { tempoflowRequestLock: requestLock } = proxyActivities<FrameworkActivities>({
+  startToCloseTimeout: '1m',
+  retry: { maximumAttempts: 10 },
+});
 
 /**
  * The generic runner: executes one run of any DAG. It starts every task whose trigger rule is met (within the
@@ -64,6 +75,25 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
     changed = true;
   };
   setHandler(statusQuery, () => status);
+  const granted = new Set<string>();
+  setHandler(lockGrantedSignal, ({ requestId }) => void granted.add(requestId));
+
+  /** Runs `fn` holding the lock of `resource`; waiting for it, the task stays `scheduled`. */
+  const withLock = async <T>(resource: string, task: TaskSnapshot, fn: () => Promise<T>): Promise<T> => {
+    const lockId = lockWorkflowId(resource);
+    const requestId = `${runId}/${task.id}/${uuid4()}`;
+    const { retry } = task;
+    const leaseMs = task.executionTimeoutMs * retry.maxAttempts + retry.maxDelayMs * retry.maxAttempts + 60_000;
+    await requestLock({ lockId, request: { requesterId: runId, requestId, leaseMs }, taskQueue: workflowInfo().taskQueue });
+    try {
+      await condition(() => granted.has(requestId));
+      return await fn();
+    } finally {
+      await CancellationScope.nonCancellable(() =>
+        getExternalWorkflowHandle(lockId).signal(releaseLockSignal, { requestId }),
+      );
+    }
+  };
   upsertSearchAttributes([{ key: DAG_RUN_STATE, value: 'running' }]);
 
   for (const [taskId, output] of Object.entries(input.reuse ?? {})) {
@@ -110,12 +140,15 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
     const ctx = baseContext(task);
     let output: Json;
     if (!task.map) {
-      await slots.acquire(1);
-      try {
-        output = await runTaskInstance(task, ctx, st, onChange);
-      } finally {
-        slots.release(1);
-      }
+      const run = async () => {
+        await slots.acquire(1);
+        try {
+          return await runTaskInstance(task, ctx, st, onChange);
+        } finally {
+          slots.release(1);
+        }
+      };
+      output = task.exclusiveBy ? await withLock(String(input.params[task.exclusiveBy]), task, run) : await run();
       if (task.branch) {
         const downstream = dag.tasks.filter((t) => t.upstream.includes(task.id)).map((t) => t.id);
         const chosen = Array.isArray(output) ? output : [output];
@@ -171,15 +204,21 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
     if (output !== null) status.outputs[task.id] = output;
   };
 
+  /** Executions still settling (e.g. releasing a lock) after their task's state is final. */
+  const inFlight = new Set<Promise<void>>();
   const start = (task: TaskSnapshot, st: TaskStatus) => {
     st.state = 'scheduled';
-    execute(task, st)
+    const execution = execute(task, st)
       .catch((err: unknown) => {
         if (isCancellation(err)) return; // recorded when the run's own cancellation is handled
         if (err instanceof TaskInstanceFailed) return; // already recorded in st by runTaskInstance
         failTask(st, describeError(err));
       })
-      .finally(onChange);
+      .finally(() => {
+        inFlight.delete(execution);
+        onChange();
+      });
+    inFlight.add(execution);
   };
 
   /** Starts, skips or fails waiting tasks until nothing more can be decided now. */
@@ -214,6 +253,7 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
       changed = false;
       await condition(() => changed);
     }
+    await Promise.all(inFlight);
   } catch (err) {
     if (!isCancellation(err)) throw err;
     for (const st of status.tasks) {
