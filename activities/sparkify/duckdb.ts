@@ -38,8 +38,14 @@ export async function withDuckDb<T>(
   fn: (conn: DuckDBConnection) => Promise<T>,
   signal?: AbortSignal,
 ): Promise<T> {
-  const tempDirectory = settings.tempDirectory ?? path.join(scratchDir, 'duckdb-spill');
-  await mkdir(tempDirectory, { recursive: true });
+  // Each instance spills into its own directory: several calls may run at once on one worker.
+  let tempDirectory = path.join(scratchDir, 'duckdb-spill');
+  if (settings.tempDirectory) {
+    await mkdir(settings.tempDirectory, { recursive: true });
+    tempDirectory = await mkdtemp(path.join(settings.tempDirectory, 'call-'));
+  } else {
+    await mkdir(tempDirectory, { recursive: true });
+  }
   const instance = await DuckDBInstance.create(':memory:', {
     memory_limit: settings.memoryLimit ?? '1GB',
     threads: String(settings.threads ?? 2),
@@ -57,6 +63,7 @@ export async function withDuckDb<T>(
     signal?.removeEventListener('abort', onAbort);
     conn.closeSync();
     instance.closeSync();
+    if (settings.tempDirectory) await rm(tempDirectory, { recursive: true, force: true });
   }
 }
 

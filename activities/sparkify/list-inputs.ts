@@ -1,6 +1,7 @@
 import type { DataInterval } from '../../core/types';
 import type { ObjectInfo, Store } from '../storage/store';
 import { joinUri } from '../storage/uri';
+import { InputDataError } from './errors';
 import { runPaths } from './paths';
 
 export interface ManifestFile {
@@ -99,6 +100,11 @@ export async function listInputs(args: ListInputsArgs): Promise<ListInputsResult
     logs = inScope;
   }
 
+  if (songs.length === 0 && logObjs.filter(visible).length === 0) {
+    throw new InputDataError(
+      `no input files: nothing under ${joinUri(args.input, 'song_data')}/ or ${joinUri(args.input, 'log_data')}/`,
+    );
+  }
   // Manifests from an earlier attempt of this run are replaced whole.
   await store.deletePrefix(paths.manifests);
   const write = async (kind: 'songs' | 'logs', chunks: ObjectInfo[][]) => {

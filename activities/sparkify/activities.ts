@@ -1,0 +1,198 @@
+import { asyncLocalStorage, cancellationSignal, heartbeat } from '@temporalio/activity';
+import { NonRetryableTaskError } from '../../core/errors';
+import type { Json, TaskActivity, TaskContext } from '../../core/types';
+import type { Store } from '../storage/store';
+import { type BuildTablesResult, buildTables } from './build-tables';
+import type { DuckDbSettings } from './duckdb';
+import { InputDataError } from './errors';
+import { listInputs } from './list-inputs';
+import type { OnProgress } from './paths';
+import { publish } from './publish';
+import { type StageResult, assessRejects, stageLogs, stageSongs } from './stage';
+import { validate } from './validate';
+
+export interface SparkifyActivityDeps {
+  store: Store;
+  duckdb: DuckDbSettings;
+}
+
+/** Staging totals per kind, passed from `build_tables` to `validate` (validate sees only its direct upstream). */
+interface StageTotals {
+  kind: 'songs' | 'events';
+  files: number;
+  records: number;
+  rejected: number;
+}
+
+/** Heartbeats carry progress and keep long tasks alive; outside an activity (plain calls) they are no-ops. */
+function temporal(): { onProgress: OnProgress; signal?: AbortSignal } {
+  if (!asyncLocalStorage.getStore()) return { onProgress: () => undefined };
+  return { onProgress: (p) => heartbeat(p), signal: cancellationSignal() };
+}
+
+function stringParam(ctx: TaskContext, name: string): string {
+  const v = ctx.params[name];
+  if (typeof v !== 'string' || v.trim() === '') {
+    throw new NonRetryableTaskError(
+      `param '${name}' must be a non-empty string (an s3:// URI or a local path)`,
+      'BadParam',
+    );
+  }
+  return v;
+}
+
+function maxRejectRate(ctx: TaskContext): number {
+  const v = ctx.params.maxRejectRate ?? 0.01;
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) {
+    throw new NonRetryableTaskError(
+      `param 'maxRejectRate' must be a number in [0, 1], got ${JSON.stringify(v)}`,
+      'BadParam',
+    );
+  }
+  return v;
+}
+
+/** Every staging result among the upstream outputs (a mapped upstream gives a list; a skipped one is absent). */
+function stageResults(ctx: TaskContext): StageResult[] {
+  const isStage = (x: unknown): x is StageResult =>
+    typeof x === 'object' && x !== null && 'kind' in x && 'records' in x && 'rejected' in x;
+  const out: StageResult[] = [];
+  for (const v of Object.values(ctx.upstream)) {
+    for (const x of Array.isArray(v) ? v : [v]) if (isStage(x)) out.push(x);
+  }
+  return out;
+}
+
+function totals(results: StageResult[]): StageTotals[] {
+  return (['songs', 'events'] as const).map((kind) => {
+    const of = results.filter((r) => r.kind === kind);
+    return {
+      kind,
+      files: of.reduce((a, r) => a + r.files, 0),
+      records: of.reduce((a, r) => a + r.records, 0),
+      rejected: of.reduce((a, r) => a + r.rejected, 0),
+    };
+  });
+}
+
+/** Bad input is not fixed by retrying: fail the task at once, with the message naming file/line or counts. */
+function userErrors(fn: (ctx: TaskContext) => Promise<Json>): TaskActivity {
+  return async (ctx) => {
+    try {
+      return await fn(ctx);
+    } catch (err) {
+      if (err instanceof InputDataError) throw new NonRetryableTaskError(err.message, err.name, { cause: err });
+      throw err;
+    }
+  };
+}
+
+const json = (x: unknown): Json => JSON.parse(JSON.stringify(x)) as Json;
+
+/**
+ * The Sparkify DAG's task activities. Data moves by URI (manifests, staged Parquet); outputs are small JSON.
+ * - `sparkifyListInputs`: params `input`, `output`; `ctx.dataInterval` picks daily log files.
+ *   Returns `{ songChunks: string[], logChunks: string[], songFiles, logFiles, bytes, skippedLogFiles }`.
+ * - `sparkifyStageSongs` / `sparkifyStageLogs`: mapped; `ctx.item` is one manifest URI. Return a `StageResult`
+ *   `{ kind, files, bytes, records, rejected, plays, part, rejects }`.
+ * - `sparkifyBuildTables`: upstream = the staging tasks (lists of StageResult). Fails (non-retryable
+ *   `RejectRateError`) when rejects exceed param `maxRejectRate` (default 0.01); else builds the tables.
+ *   Returns `{ rows: {songs, artists, users, time, songplays}, files, tables, stageTotals, rejects }`.
+ * - `sparkifyValidate`: upstream `build_tables`. Returns `{ passed, checks, report }`; fails (non-retryable
+ *   `QualityCheckFailed`) when a check fails, so publish does not run.
+ * - `sparkifyPublish`: swaps the staged tables into `output`. Returns `{ files: {table: n}, swapped }`.
+ */
+export function createSparkifyActivities(deps: SparkifyActivityDeps) {
+  const { store, duckdb } = deps;
+  return {
+    sparkifyListInputs: userErrors(async (ctx) =>
+      json(
+        await listInputs({
+          store,
+          input: stringParam(ctx, 'input'),
+          output: stringParam(ctx, 'output'),
+          runId: ctx.runId,
+          dataInterval: ctx.dataInterval,
+        }),
+      ),
+    ),
+
+    sparkifyStageSongs: userErrors(async (ctx) =>
+      json(
+        await stageSongs({
+          store,
+          manifest: manifestItem(ctx),
+          output: stringParam(ctx, 'output'),
+          runId: ctx.runId,
+          duckdb,
+          ...temporal(),
+        }),
+      ),
+    ),
+
+    sparkifyStageLogs: userErrors(async (ctx) =>
+      json(
+        await stageLogs({
+          store,
+          manifest: manifestItem(ctx),
+          output: stringParam(ctx, 'output'),
+          runId: ctx.runId,
+          duckdb,
+          ...temporal(),
+        }),
+      ),
+    ),
+
+    sparkifyBuildTables: userErrors(async (ctx) => {
+      const results = stageResults(ctx);
+      const verdict = assessRejects(results, maxRejectRate(ctx));
+      if (!verdict.passed) throw new NonRetryableTaskError(verdict.message, 'RejectRateError');
+      const built: BuildTablesResult = await buildTables({
+        store,
+        output: stringParam(ctx, 'output'),
+        runId: ctx.runId,
+        duckdb,
+        ...temporal(),
+      });
+      return json({ ...built, stageTotals: totals(results), rejects: verdict });
+    }),
+
+    sparkifyValidate: userErrors(async (ctx) => {
+      const built = Object.values(ctx.upstream).find(
+        (v): v is { stageTotals: StageTotals[] } & Record<string, Json> =>
+          typeof v === 'object' && v !== null && !Array.isArray(v) && Array.isArray(v.stageTotals),
+      );
+      const result = await validate({
+        store,
+        output: stringParam(ctx, 'output'),
+        runId: ctx.runId,
+        stageResults: built?.stageTotals,
+        maxRejectRate: maxRejectRate(ctx),
+        duckdb,
+        ...temporal(),
+      });
+      if (!result.passed) {
+        const failed = result.checks.filter((c) => !c.passed).map((c) => `${c.name} (${c.detail})`);
+        throw new NonRetryableTaskError(
+          `quality checks failed: ${failed.join('; ')}; see ${result.report}`,
+          'QualityCheckFailed',
+        );
+      }
+      return json(result);
+    }),
+
+    sparkifyPublish: userErrors(async (ctx) =>
+      json(await publish({ store, output: stringParam(ctx, 'output'), runId: ctx.runId, signal: temporal().signal })),
+    ),
+  } satisfies Record<string, TaskActivity>;
+}
+
+function manifestItem(ctx: TaskContext): string {
+  if (typeof ctx.item !== 'string') {
+    throw new NonRetryableTaskError(
+      `task '${ctx.taskId}' must be mapped over manifest URIs (got ${JSON.stringify(ctx.item)})`,
+      'BadItem',
+    );
+  }
+  return ctx.item;
+}

@@ -1,0 +1,63 @@
+import { defineDag } from '../core/dag';
+
+/**
+ * The Sparkify data lake (replaces the Udacity "Data Lake with Spark" job): song and event JSON in, a star
+ * schema of Parquet tables out. Tasks exchange URIs only (manifests, staged Parquet under
+ * `<output>/_staging/<run>/`); nothing is published unless every table is built and passes the quality checks.
+ *
+ * No schedule: a run with a data interval reads only that interval's daily log files and publish replaces the
+ * whole lake, so scheduled daily runs would leave a lake of one day. Trigger runs (with or without an interval).
+ */
+export const sparkifyDag = defineDag({
+  id: 'sparkify',
+  description: 'Builds the Sparkify star schema (songs, artists, users, time, songplays) from song and event JSON',
+  params: {
+    input: {
+      type: 'string',
+      default: 's3://udacity-dend',
+      description: 'where song_data/ and log_data/ are (s3://bucket/prefix or a local directory)',
+    },
+    output: { type: 'string', required: true, description: 'the lake: s3://bucket/prefix or a local directory' },
+    maxRejectRate: {
+      type: 'number',
+      default: 0.01,
+      min: 0,
+      max: 1,
+      description: 'largest share of unreadable records (sent to _rejects/) before the run fails',
+    },
+  },
+  defaults: { retries: 2, retryDelay: '10s', executionTimeout: '1h', heartbeatTimeout: '2m' },
+  tasks: [
+    { id: 'list_inputs', activity: 'sparkifyListInputs', description: 'lists input files into chunk manifests' },
+    {
+      id: 'stage_songs',
+      activity: 'sparkifyStageSongs',
+      map: { over: 'list_inputs', field: 'songChunks', maxActive: 8 },
+      description: 'one chunk of song files to staging Parquet; bad records to _rejects/',
+    },
+    {
+      id: 'stage_logs',
+      activity: 'sparkifyStageLogs',
+      map: { over: 'list_inputs', field: 'logChunks', maxActive: 8 },
+      description: 'one chunk of daily event files to staging Parquet; bad records to _rejects/',
+    },
+    {
+      id: 'build_tables',
+      activity: 'sparkifyBuildTables',
+      upstream: ['stage_songs', 'stage_logs'],
+      // A mapped task with no chunks (e.g. no log file in the interval) is skipped; the tables are still built.
+      triggerRule: 'none_failed',
+      executionTimeout: '3h',
+      description: 'star schema from the staged data, as Parquet in the final layout under _staging/',
+    },
+    { id: 'validate', activity: 'sparkifyValidate', upstream: ['build_tables'], description: 'data quality checks' },
+    {
+      id: 'publish',
+      activity: 'sparkifyPublish',
+      upstream: ['validate'],
+      // Two runs publishing to the same lake take turns.
+      exclusiveBy: 'output',
+      description: 'swaps the staged tables into the lake',
+    },
+  ],
+});
