@@ -20,7 +20,7 @@ function startWorker(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('worker ready')) resolve(child);
     });
     child.once('exit', (code) => reject(new Error(`worker process exited early with code ${code}`)));

@@ -148,7 +148,8 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
           slots.release(1);
         }
       };
-      output = task.exclusiveBy ? await withLock(String(input.params[task.exclusiveBy]), task, run) : await run();
+      const lockKey = (value: Json | undefined) => (typeof value === 'string' ? value : JSON.stringify(value));
+      output = task.exclusiveBy ? await withLock(lockKey(input.params[task.exclusiveBy]), task, run) : await run();
       if (task.branch) {
         const downstream = dag.tasks.filter((t) => t.upstream.includes(task.id)).map((t) => t.id);
         const chosen = Array.isArray(output) ? output : [output];
