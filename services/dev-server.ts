@@ -57,7 +57,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   ];
   const child = spawn(cli, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
+  child.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
   const address = `127.0.0.1:${port}`;
