@@ -19,8 +19,8 @@ const files = requested.length
       .map((f) => join('test', f));
 
 const log = (message: string) => console.log(`[test harness] ${message}`);
-const [temporal, s3] = await Promise.all([startDevServer({ headless: true, log }), startS3Server({ log })]);
-log(`Temporal dev server at ${temporal.address}, S3 server at ${s3.endpoint}`);
+const [temporal, s3] = await Promise.all([startDevServer({ log }), startS3Server({ log })]);
+log(`Temporal dev server at ${temporal.address} (Web UI ${temporal.uiUrl}), S3 server at ${s3.endpoint}`);
 
 let stopping: Promise<void> | undefined;
 const stop = () => (stopping ??= Promise.all([temporal.stop(), s3.stop()]).then(() => undefined));
@@ -35,6 +35,7 @@ const runner = spawn(
       ...process.env,
       [HARNESS_ENV.temporalAddress]: temporal.address,
       [HARNESS_ENV.temporalNamespace]: temporal.namespace,
+      [HARNESS_ENV.temporalUiUrl]: temporal.uiUrl,
       [HARNESS_ENV.s3Endpoint]: s3.endpoint,
       [HARNESS_ENV.s3AccessKeyId]: s3.accessKeyId,
       [HARNESS_ENV.s3SecretAccessKey]: s3.secretAccessKey,

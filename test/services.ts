@@ -9,7 +9,8 @@ import { startDevServer } from '../services/dev-server';
 import { startS3Server } from '../services/s3-server';
 
 export interface TestServices {
-  temporal: { address: string; namespace: string };
+  /** `uiUrl`: the Web UI of the dev server. */
+  temporal: { address: string; namespace: string; uiUrl: string };
   s3: { endpoint: string; accessKeyId: string; secretAccessKey: string; region: string };
 }
 
@@ -17,6 +18,7 @@ export interface TestServices {
 export const HARNESS_ENV = {
   temporalAddress: 'TEMPOFLOW_TEST_TEMPORAL_ADDRESS',
   temporalNamespace: 'TEMPOFLOW_TEST_TEMPORAL_NAMESPACE',
+  temporalUiUrl: 'TEMPOFLOW_TEST_TEMPORAL_UI_URL',
   s3Endpoint: 'TEMPOFLOW_TEST_S3_ENDPOINT',
   s3AccessKeyId: 'TEMPOFLOW_TEST_S3_ACCESS_KEY_ID',
   s3SecretAccessKey: 'TEMPOFLOW_TEST_S3_SECRET_ACCESS_KEY',
@@ -36,7 +38,7 @@ function fromHarness(): Promise<TestServices> | undefined {
   const endpoint = env('s3Endpoint');
   if (!address || !endpoint) return undefined;
   return Promise.resolve({
-    temporal: { address, namespace: env('temporalNamespace') ?? 'default' },
+    temporal: { address, namespace: env('temporalNamespace') ?? 'default', uiUrl: env('temporalUiUrl')! },
     s3: {
       endpoint,
       accessKeyId: env('s3AccessKeyId')!,
@@ -47,13 +49,13 @@ function fromHarness(): Promise<TestServices> | undefined {
 }
 
 async function startOwn(): Promise<TestServices> {
-  const [temporal, s3] = await Promise.all([startDevServer({ headless: true }), startS3Server()]);
+  const [temporal, s3] = await Promise.all([startDevServer(), startS3Server()]);
   // Stop both when the test process has nothing left to do.
   process.once('beforeExit', () => {
     void Promise.all([temporal.stop(), s3.stop()]);
   });
   return {
-    temporal: { address: temporal.address, namespace: temporal.namespace },
+    temporal: { address: temporal.address, namespace: temporal.namespace, uiUrl: temporal.uiUrl! },
     s3: { endpoint: s3.endpoint, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, region: s3.region },
   };
 }
