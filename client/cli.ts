@@ -11,9 +11,11 @@ import { Command, CommanderError, Option } from 'commander';
 import { TempoflowError } from '../core/errors';
 import { DEFAULT_TASK_QUEUE } from '../worker/create-worker';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from '../worker/settings';
+import * as backfillCommands from './commands/backfill';
 import * as dagsCommands from './commands/dags';
 import * as devCommand from './commands/dev';
 import * as runsCommands from './commands/runs';
+import * as schedulesCommands from './commands/schedules';
 import * as triggerCommand from './commands/trigger';
 import * as workerCommand from './commands/worker';
 import { CliContext, CliExit } from './context';
@@ -25,7 +27,15 @@ export interface CommandModule {
 }
 
 /** Every command group, in the order `--help` lists them. */
-export const COMMANDS: CommandModule[] = [dagsCommands, triggerCommand, runsCommands, workerCommand, devCommand];
+export const COMMANDS: CommandModule[] = [
+  dagsCommands,
+  triggerCommand,
+  runsCommands,
+  schedulesCommands,
+  backfillCommands,
+  workerCommand,
+  devCommand,
+];
 
 const VERSION = '0.1.0';
 
