@@ -6,9 +6,10 @@ import type { Command } from 'commander';
 import { TempoflowError } from '../../core/errors';
 import type { DagRunStatus } from '../../core/types';
 import type { dagRun } from '../../workflows';
+import { CliExit } from '../context';
 import type { CliContext } from '../context';
 import { between, colorState, formatInstant, stateCounts, table, taskTable } from '../render';
-import { getRunStatus, listRuns } from '../runs';
+import { getRunStatus, listRuns, retryRun, waitForRun } from '../runs';
 import { readLiveRun } from '../watch';
 import { formatParams } from './trigger';
 
@@ -74,6 +75,32 @@ export function register(program: Command, ctx: CliContext): void {
       await handle.cancel();
       ctx.out(`${ctx.style.yellow('■')} cancellation requested for run ${ctx.style.bold(runId)}`);
       ctx.out(ctx.style.dim(`  see it end: tempoflow runs show '${runId}'`));
+    });
+
+  group
+    .command('retry')
+    .description('run the failed (or named) tasks again with everything downstream, reusing the outputs of the rest')
+    .argument('<runId>', 'a finished run (see `tempoflow runs list --state failed`)')
+    .option(
+      '-t, --task <id>',
+      'retry this task (repeatable) instead of the failed ones',
+      (v: string, prev: string[]) => [...prev, v],
+      [],
+    )
+    .option('-w, --wait', 'follow the run until it ends; exit 1 if it fails')
+    .action(async (runId: string, opts: { task: string[]; wait?: boolean }) => {
+      const client = await ctx.client();
+      const { taskQueue } = ctx.globals;
+      const retried = await notFoundAsUserError(ctx, runId, () =>
+        retryRun(client, runId, { taskQueue, ...(opts.task.length ? { tasks: opts.task } : {}) }),
+      );
+      ctx.out(`${ctx.style.green('↻')} run ${ctx.style.bold(runId)} again: ${retried.rerun.join(', ')}`);
+      ctx.out(ctx.style.dim(`  reused: ${Object.keys(retried.input.reuse ?? {}).join(', ') || 'nothing'}`));
+      ctx.out(ctx.style.dim(`  ${ctx.runUrl(runId)}`));
+      if (!opts.wait) return;
+      const final = await waitForRun(retried.handle);
+      printRun(ctx, final, new Map());
+      if (final.state !== 'success') throw new CliExit(1);
     });
 }
 
