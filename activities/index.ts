@@ -1,12 +1,21 @@
 /** Activity code: the task implementations that do I/O. Built from injected clients (`createActivities(deps)`). */
 import type { TaskActivity } from '../core/types';
 import { createExampleActivities } from './example';
+import { createSparkifyActivities } from './sparkify/activities';
+import type { DuckDbSettings } from './sparkify/duckdb';
+import { createStore } from './storage/store';
+import type { Store } from './storage/store';
 
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface ActivityDeps {}
+export interface ActivityDeps {
+  /** DuckDB resources per activity (memory limit, threads, spill directory). */
+  duckdb?: DuckDbSettings;
+  /** Object storage; default: S3 clients from the worker's own AWS environment, and local directories. */
+  store?: Store;
+}
 
-export function createActivities(_deps: ActivityDeps = {}): Record<string, TaskActivity> {
+export function createActivities(deps: ActivityDeps = {}): Record<string, TaskActivity> {
   return {
     ...createExampleActivities(),
+    ...createSparkifyActivities({ store: deps.store ?? createStore(), duckdb: deps.duckdb ?? {} }),
   };
 }

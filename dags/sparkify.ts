@@ -9,7 +9,7 @@ import { defineDag } from '../core/dag';
  * whole lake, so scheduled daily runs would leave a lake of one day. Trigger runs (with or without an interval).
  */
 export const sparkifyDag = defineDag({
-  id: 'sparkify',
+  id: 'sparkify_etl',
   description: 'Builds the Sparkify star schema (songs, artists, users, time, songplays) from song and event JSON',
   params: {
     input: {

@@ -127,7 +127,6 @@ export function resolveWorkerSettings(
 }
 
 /** What `createActivities` needs from the worker's settings. */
-export function activityDepsFrom(_settings: WorkerSettings): ActivityDeps {
-  // When ActivityDeps gains `duckdb`, this becomes `return { duckdb: settings.duckdb };`.
-  return {};
+export function activityDepsFrom(settings: WorkerSettings): ActivityDeps {
+  return { duckdb: settings.duckdb };
 }
