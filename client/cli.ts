@@ -14,6 +14,7 @@ import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from '../worker/settings';
 import * as backfillCommands from './commands/backfill';
 import * as dagsCommands from './commands/dags';
 import * as devCommand from './commands/dev';
+import * as generateCommands from './commands/generate';
 import * as runsCommands from './commands/runs';
 import * as schedulesCommands from './commands/schedules';
 import * as triggerCommand from './commands/trigger';
@@ -35,6 +36,7 @@ export const COMMANDS: CommandModule[] = [
   backfillCommands,
   workerCommand,
   devCommand,
+  generateCommands,
 ];
 
 const VERSION = '0.1.0';

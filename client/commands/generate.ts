@@ -1,0 +1,69 @@
+/** `tempoflow generate sparkify`: Sparkify data in the Udacity layout and format, at any scale. */
+import { InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
+import { generateSparkify } from '../../activities/sparkify/generate';
+import type { CliContext } from '../context';
+
+interface GenerateFlags {
+  out: string;
+  songs: number;
+  events: number;
+  days: number;
+  seed: number;
+  start: string;
+  matchRate: number;
+  duplicates: number;
+  json?: boolean;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  const group = program.command('generate').description('generate sample data');
+  group
+    .command('sparkify')
+    .description('Sparkify song files and daily event logs in the Udacity layout (song_data/, log_data/)')
+    .requiredOption('--out <uri>', 'where to write: s3://bucket/prefix or a local directory')
+    .option('--songs <n>', 'song files', count, 1000)
+    .option('--events <n>', 'event log lines in all', count, 50_000)
+    .option('--days <n>', 'daily log files', count, 30)
+    .option('--seed <n>', 'the same seed gives the same bytes', count, 1)
+    .option('--start <date>', 'first day of events (UTC)', '2018-11-01')
+    .option('--match-rate <share>', "share of plays that match a song's title, artist and duration", share, 0.3)
+    .option('--duplicates <n>', 'plays written twice (as an upstream would redeliver them)', count, 0)
+    .option('--json', 'print what was generated as JSON')
+    .action(async (flags: GenerateFlags) => {
+      const started = Date.now();
+      const expected = await generateSparkify({
+        out: flags.out,
+        songs: flags.songs,
+        events: flags.events,
+        days: flags.days,
+        seed: flags.seed,
+        startDate: flags.start,
+        matchRate: flags.matchRate,
+        duplicates: flags.duplicates,
+      });
+      if (flags.json) return ctx.json(expected);
+      ctx.out(
+        `${ctx.style.green('✓')} ${expected.songFiles.toLocaleString('en-US')} song files and ${expected.logFiles} daily logs ` +
+          `(${expected.eventLines.toLocaleString('en-US')} events) in ${flags.out} in ${((Date.now() - started) / 1000).toFixed(1)}s`,
+      );
+      ctx.out(
+        ctx.style.dim(
+          `  expect: songs ${expected.songs}, artists ${expected.artists}, users ${expected.users}, ` +
+            `time ${expected.startTimes}, songplays ${expected.nextSongEvents}`,
+        ),
+      );
+    });
+}
+
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number');
+  return n;
+}
+
+function share(value: string): number {
+  const n = Number(value);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('must be between 0 and 1');
+  return n;
+}
