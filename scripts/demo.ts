@@ -18,6 +18,8 @@ import { getDag } from '../dags';
 import { startDevServer } from '../services/dev-server';
 import { createTempoflowWorker } from '../worker/create-worker';
 
+// The locked AWS SDK supports Node 20; its notice about 2027 releases is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const root = join(import.meta.dirname, '..');
 const input = join(root, '.tempoflow', 'demo-input');
 const output = join(root, 'lake');

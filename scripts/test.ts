@@ -33,6 +33,8 @@ const runner = spawn(
     stdio: 'inherit',
     env: {
       ...process.env,
+      // The locked AWS SDK supports Node 20; its notice about 2027 releases is noise in test output.
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       [HARNESS_ENV.temporalAddress]: temporal.address,
       [HARNESS_ENV.temporalNamespace]: temporal.namespace,
       [HARNESS_ENV.temporalUiUrl]: temporal.uiUrl,
