@@ -9,6 +9,8 @@ import { startDevServer } from '../services/dev-server';
 import { startS3Server } from '../services/s3-server';
 import { HARNESS_ENV } from '../test/services';
 
+// The locked AWS SDK supports Node 20; its notice about 2027 releases is noise in test output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const root = join(import.meta.dirname, '..');
 const requested = process.argv.slice(2);
 const files = requested.length
@@ -33,8 +35,6 @@ const runner = spawn(
     stdio: 'inherit',
     env: {
       ...process.env,
-      // The locked AWS SDK supports Node 20; its notice about 2027 releases is noise in test output.
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       [HARNESS_ENV.temporalAddress]: temporal.address,
       [HARNESS_ENV.temporalNamespace]: temporal.namespace,
       [HARNESS_ENV.temporalUiUrl]: temporal.uiUrl,
