@@ -101,6 +101,8 @@ export interface WatchOptions {
   intervalMs?: number;
   /** Named in the hint shown while no worker answers. */
   taskQueue: string;
+  /** On Ctrl-C, stop following and exit 130, leaving the run going (for runs on a remote worker). */
+  detachOnInterrupt?: boolean;
 }
 
 /**
@@ -117,6 +119,15 @@ export async function watchRun(client: Client, handle: RunHandle, options: Watch
   const view =
     options.mode === 'live' ? new LiveView(options) : options.mode === 'lines' ? new LineView(options) : undefined;
   const startedWaiting = Date.now();
+  // Ctrl-C stops following, not the run (unless the caller owns the worker and handles it).
+  const onInterrupt = () => {
+    view?.finish();
+    options.stream.write(
+      `\nstopped following; the run goes on. Follow it again: tempoflow runs show '${handle.workflowId}'\n`,
+    );
+    process.exit(130);
+  };
+  if (options.detachOnInterrupt) process.once('SIGINT', onInterrupt);
   try {
     while (!settled && view) {
       const live = await readLiveRun(client, handle, Math.max(1000, interval * 4));
@@ -130,12 +141,15 @@ export async function watchRun(client: Client, handle: RunHandle, options: Watch
   } catch (err) {
     view?.finish();
     throw err;
+  } finally {
+    process.removeListener('SIGINT', onInterrupt);
   }
 }
 
 /** Redraws a compact task table in place. */
 class LiveView {
   private lines = 0;
+  private finished = false;
   private readonly hideCursor: () => void;
 
   constructor(private readonly options: WatchOptions) {
@@ -166,6 +180,8 @@ class LiveView {
   }
 
   finish(_final?: DagRunStatus): void {
+    if (this.finished) return;
+    this.finished = true;
     this.draw([]);
     this.hideCursor();
     process.removeListener('exit', this.hideCursor);

@@ -12,7 +12,7 @@ import { createStore } from '../activities/storage';
 import { createSparkifyActivities } from '../activities/sparkify/activities';
 import { generateSparkify, readPublished, TABLES, type StageResult } from '../activities/sparkify';
 import { withTestWorker } from './support';
-import { testServices } from './zz-shim-services';
+import { testServices } from './services';
 
 const store = createStore();
 const activities = createSparkifyActivities({ store, duckdb: { memoryLimit: '512MB', threads: 1 } });
@@ -29,7 +29,7 @@ async function reachable(address: string): Promise<boolean> {
 
 function ctx(over: Partial<TaskContext>): TaskContext {
   return {
-    dagId: 'sparkify',
+    dagId: 'sparkify_etl',
     runId: 'activity-run',
     taskId: 'x',
     params: {},

@@ -4,7 +4,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Store } from '../storage/store';
 
 import { downloadAll } from './transfer';
-import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbSettings, parseSize, sqlString, withDuckDb, withScratch } from './duckdb';
 import { type OnProgress, TABLES, type TableName, runPaths, runToken } from './paths';
 import { EVENT_COLUMNS, SONG_COLUMNS, columnsDdl } from './schema';
 
@@ -49,7 +49,7 @@ export async function loadStaged(conn: DuckDBConnection, localDir: string): Prom
  * all columns), so the same input gives the same rows.
  */
 const MODEL_SQL = `
--- One row per song_id; a song listed twice keeps the smallest (title, artist, duration, year, location) version.
+-- One row per song_id, a song listed twice keeps the smallest (title, artist, duration, year, location) version.
 CREATE TABLE song_rows AS
 SELECT * EXCLUDE (rn) FROM (
   SELECT *, row_number() OVER (PARTITION BY song_id ORDER BY title, artist_id, duration, year, artist_name,
@@ -74,7 +74,7 @@ SELECT * EXCLUDE (rn) FROM (
     firstName, lastName, gender, location, userAgent, auth, method, status, registration) AS rn
   FROM staged_events WHERE page = 'NextSong') WHERE rn = 1;
 
--- Users from their latest play (by ts; ties on session and item).
+-- Users from their latest play (by ts, ties on session and item).
 CREATE TABLE users AS
 SELECT CAST(userId AS BIGINT) AS user_id, firstName AS first_name, lastName AS last_name, gender, level FROM (
   SELECT *, row_number() OVER (PARTITION BY userId ORDER BY ts DESC, sessionId DESC, itemInSession DESC) AS rn
@@ -151,6 +151,11 @@ export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesRes
       async (conn) => {
         await loadStaged(conn, input);
         await conn.run(MODEL_SQL);
+        // A partitioned COPY buffers up to this many rows per thread, with blocks for every partition they touch:
+        // the default (~500k rows) runs out of memory with one partition per artist. ~1 row per MB of memory
+        // keeps the buffers within the memory limit.
+        const memory = parseSize(settings.memoryLimit ?? '1GB') ?? 1e9;
+        await conn.run(`SET partitioned_write_flush_threshold = ${Math.max(256, Math.floor(memory / 1e6))}`);
         const counts = {} as Record<TableName, number>;
         for (const t of TABLES) {
           const layout = TABLE_LAYOUT[t];

@@ -31,12 +31,13 @@ export async function withScratch<T>(
   }
 }
 
-/** Opens an in-memory DuckDB with the given limits for one call, and always closes it. */
+/** Opens a scratch DuckDB database with the given limits for one call, and always closes it. */
 export async function withDuckDb<T>(
   settings: DuckDbSettings,
   scratchDir: string,
   fn: (conn: DuckDBConnection) => Promise<T>,
   signal?: AbortSignal,
+  opts: { preserveOrder?: boolean } = {},
 ): Promise<T> {
   // Each instance spills into its own directory: several calls may run at once on one worker.
   let tempDirectory = path.join(scratchDir, 'duckdb-spill');
@@ -46,12 +47,15 @@ export async function withDuckDb<T>(
   } else {
     await mkdir(tempDirectory, { recursive: true });
   }
-  const instance = await DuckDBInstance.create(':memory:', {
+  // A database file in the call's scratch directory (not ':memory:'): its tables can be evicted to disk, so
+  // inputs larger than memory_limit work.
+  const instance = await DuckDBInstance.create(path.join(scratchDir, `work-${process.hrtime.bigint()}.duckdb`), {
     memory_limit: settings.memoryLimit ?? '1GB',
     threads: String(settings.threads ?? 2),
     temp_directory: tempDirectory,
-    // Sorted inputs stay sorted in outputs: the same input gives the same files.
-    preserve_insertion_order: 'true',
+    // Sorted inputs stay sorted in outputs (the same input gives the same files). Readers that do not need
+    // it turn it off: keeping the order of thousands of files at once costs memory per file.
+    preserve_insertion_order: String(opts.preserveOrder ?? true),
   });
   const conn = await instance.connect();
   const onAbort = () => conn.interrupt();
@@ -65,6 +69,15 @@ export async function withDuckDb<T>(
     instance.closeSync();
     if (settings.tempDirectory) await rm(tempDirectory, { recursive: true, force: true });
   }
+}
+
+/** Bytes in a DuckDB size such as `'2GB'`, `'512MiB'`, `'1.5 GB'`; undefined when it cannot be read. */
+export function parseSize(size: string): number | undefined {
+  const m = /^\s*([\d.]+)\s*([KMGT]?)(i?)B?\s*$/i.exec(size);
+  if (!m) return undefined;
+  const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  const base = m[3] ? 1024 : 1000;
+  return Number(m[1]) * base ** unit;
 }
 
 /** A SQL string literal (paths and the like). */

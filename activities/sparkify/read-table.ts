@@ -20,11 +20,17 @@ export async function readTable(
     const local = path.join(dir, table);
     const objects = (await store.list(tableUri)).map((o) => ({ o, local: path.join(local, ...o.key.split('/')) }));
     await downloadAll(store, objects);
-    return withDuckDb(duckdb, dir, async (conn) => {
-      await loadTable(conn, table, local);
-      const r = await conn.runAndReadAll(`SELECT * FROM "${table}" ORDER BY ALL`);
-      return r.getRowObjectsJS();
-    });
+    return withDuckDb(
+      duckdb,
+      dir,
+      async (conn) => {
+        await loadTable(conn, table, local);
+        const r = await conn.runAndReadAll(`SELECT * FROM "${table}" ORDER BY ALL`);
+        return r.getRowObjectsJS();
+      },
+      undefined,
+      { preserveOrder: false },
+    );
   });
 }
 

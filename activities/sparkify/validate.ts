@@ -167,6 +167,7 @@ export async function validate(args: ValidateArgs): Promise<ValidateResult> {
         return out;
       },
       args.signal,
+      { preserveOrder: false },
     );
   });
   const passed = checks.every((c) => c.passed);

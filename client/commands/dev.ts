@@ -3,6 +3,7 @@ import net from 'node:net';
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
+import { isWorkerStoppedFirst } from './trigger';
 
 interface DevFlags {
   s3?: boolean;
@@ -79,9 +80,15 @@ Then, in another terminal:
         ].join('\n'),
       );
       // The worker stops on SIGINT/SIGTERM (Temporal's Runtime handles them); then everything else is stopped.
-      await stack.runUntil(() => new Promise<never>(() => undefined)).catch(() => undefined);
-      ctx.err(s.dim('stopping…'));
-      await stack.stop();
+      try {
+        await stack.runUntil(() => new Promise<never>(() => undefined));
+      } catch (err) {
+        // The never-settling promise is reported as unfinished once the worker stopped: the normal end.
+        if (!isWorkerStoppedFirst(err)) throw err;
+      } finally {
+        ctx.err(s.dim('stopping…'));
+        await stack.stop();
+      }
       ctx.err(s.dim('stopped'));
     });
 }

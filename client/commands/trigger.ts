@@ -198,6 +198,7 @@ async function follow(
   run: TriggeredRun,
   flags: Pick<TriggerFlags, 'json'>,
   taskQueue: string,
+  local = false,
 ): Promise<DagRunStatus> {
   const { mode, stream } = progressMode(ctx, flags);
   try {
@@ -206,6 +207,7 @@ async function follow(
       style: stream === ctx.stdout ? ctx.style : ctx.errStyle,
       mode,
       taskQueue,
+      detachOnInterrupt: !local,
     });
   } catch (err) {
     if (err instanceof WorkflowFailedError) {
@@ -283,10 +285,20 @@ async function runLocal(
         ...(logicalDate ? { logicalDate } : {}),
       });
       if (!flags.json) printStarted(ctx, run, { brief: true, showUrl: false });
-      return follow(ctx, stack.client, run, flags, taskQueue);
+      return follow(ctx, stack.client, run, flags, taskQueue, true);
     });
+  } catch (err) {
+    // Ctrl-C: Temporal's Runtime stopped the worker before the run ended.
+    if (isWorkerStoppedFirst(err))
+      throw new CliExit(130, 'interrupted: stopped the local server (its runs are gone with it)');
+    throw err;
   } finally {
     await stack.stop();
   }
   finish(ctx, dag, final, flags);
+}
+
+/** `worker.runUntil` reports this when the worker stopped (on a signal) before the promise settled. */
+export function isWorkerStoppedFirst(err: unknown): boolean {
+  return err instanceof Error && err.name === 'PromiseCompletionTimeoutError';
 }
