@@ -7,7 +7,10 @@ import { test } from 'node:test';
 import { createStore } from '../activities/storage';
 import { readPublished, runSparkifyPipeline } from '../activities/sparkify';
 
-const SAMPLE = '/work/shared/data/udacity-sample';
+// The shared data folder sits beside the checkout (../shared), in development and in CI.
+const SAMPLE =
+  process.env.TEMPOFLOW_UDACITY_SAMPLE ??
+  path.resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'udacity-sample');
 const missing =
   existsSync(path.join(SAMPLE, 'song_data')) && existsSync(path.join(SAMPLE, 'log_data'))
     ? false
