@@ -1,13 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import fs from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
-import { createS3Client, createStore, type Store } from '../activities/storage';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { createStore, type Store } from '../activities/storage';
 import {
   TABLES,
   generateSparkify,
@@ -16,62 +10,27 @@ import {
   type GenerateExpectations,
   type TableName,
 } from '../activities/sparkify';
+import { createTestBucket, s3ClientForTests } from './services';
 
-// S3 for tests: versitygw (a real S3 server on a POSIX directory), started here until test/services.ts provides it.
-const VERSITYGW = path.join(os.homedir(), '.cache/tempoflow/bin/versitygw');
-const skip = existsSync(VERSITYGW) ? false : `versitygw not found at ${VERSITYGW}: S3 tests skipped`;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-async function startS3(): Promise<{ client: S3Client; stop: () => Promise<void> }> {
-  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'tempoflow-s3-'));
-  const port = await freePort();
-  const proc = spawn(VERSITYGW, ['--port', `127.0.0.1:${port}`, 'posix', dataDir], {
-    env: { ...process.env, ROOT_ACCESS_KEY_ID: 'test-access', ROOT_SECRET_ACCESS_KEY: 'test-secret-key' },
-    stdio: 'ignore',
-  });
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => (s.end(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    if (up) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const client = createS3Client({
-    env: {
-      AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}`,
-      AWS_ACCESS_KEY_ID: 'test-access',
-      AWS_SECRET_ACCESS_KEY: 'test-secret-key',
-      AWS_REGION: 'us-east-1',
-    },
-  });
+/** The test S3 server (versitygw) from test/services.ts, with fresh buckets. */
+async function startS3(): Promise<{ client: S3Client; input: string; output: string; stop: () => Promise<void> }> {
+  const client = await s3ClientForTests();
+  const [inBucket, lakeBucket] = [await createTestBucket('sparkify-in'), await createTestBucket('sparkify-lake')];
   return {
     client,
-    stop: async () => {
-      client.destroy();
-      proc.kill();
-      await fs.rm(dataDir, { recursive: true, force: true });
-    },
+    input: `s3://${inBucket}/udacity-dend`,
+    output: `s3://${lakeBucket}/lake`,
+    stop: async () => client.destroy(),
   };
 }
 
-void describe('Sparkify on S3 (versitygw)', { skip }, () => {
+void describe('Sparkify on S3 (versitygw)', () => {
   let s3: Awaited<ReturnType<typeof startS3>>;
   let store: Store;
   let exp: GenerateExpectations;
   let first: Record<TableName, Record<string, unknown>[]>;
-  const input = 's3://sparkify-in/udacity-dend';
-  const output = 's3://sparkify-lake/lake';
+  let input: string;
+  let output: string;
   const lake = async () => {
     const out = {} as Record<TableName, Record<string, unknown>[]>;
     for (const t of TABLES) out[t] = await readPublished(store, output, t);
@@ -80,8 +39,8 @@ void describe('Sparkify on S3 (versitygw)', { skip }, () => {
 
   before(async () => {
     s3 = await startS3();
+    ({ input, output } = s3);
     store = createStore({ s3Client: s3.client });
-    for (const b of ['sparkify-in', 'sparkify-lake']) await s3.client.send(new CreateBucketCommand({ Bucket: b }));
     exp = await generateSparkify({ out: input, songs: 700, events: 8000, days: 3, seed: 21, duplicates: 3, store });
   });
   after(async () => s3?.stop());
@@ -123,7 +82,7 @@ void describe('Sparkify on S3 (versitygw)', { skip }, () => {
   });
 
   void test('a publish that fails half way leaves the previous lake as it was', async () => {
-    const other = 's3://sparkify-in/other';
+    const other = input.replace(/udacity-dend$/, 'other');
     await generateSparkify({ out: other, songs: 40, events: 1000, days: 1, seed: 99, store });
     let copies = 0;
     const flaky: Store = {

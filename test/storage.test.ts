@@ -1,61 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
-import { createS3Client, createStore, readDlCfgCredentials, s3ClientConfig, type Store } from '../activities/storage';
-
-// S3 for tests: versitygw (a real S3 server on a POSIX directory), started here until test/services.ts provides it.
-const VERSITYGW = path.join(os.homedir(), '.cache/tempoflow/bin/versitygw');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-async function startS3(): Promise<{ client: S3Client; stop: () => Promise<void> } | undefined> {
-  if (!existsSync(VERSITYGW)) return undefined;
-  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'tempoflow-s3-'));
-  const port = await freePort();
-  const proc: ChildProcess = spawn(VERSITYGW, ['--port', `127.0.0.1:${port}`, 'posix', dataDir], {
-    env: { ...process.env, ROOT_ACCESS_KEY_ID: 'test-access', ROOT_SECRET_ACCESS_KEY: 'test-secret-key' },
-    stdio: 'ignore',
-  });
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => (s.end(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    if (up) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const client = createS3Client({
-    env: {
-      AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}`,
-      AWS_ACCESS_KEY_ID: 'test-access',
-      AWS_SECRET_ACCESS_KEY: 'test-secret-key',
-      AWS_REGION: 'us-east-1',
-    },
-  });
-  return {
-    client,
-    stop: async () => {
-      client.destroy();
-      proc.kill();
-      await fs.rm(dataDir, { recursive: true, force: true });
-    },
-  };
-}
+import type { S3Client } from '@aws-sdk/client-s3';
+import { createStore, readDlCfgCredentials, s3ClientConfig, type Store } from '../activities/storage';
+import { createTestBucket, s3ClientForTests } from './services';
 
 async function tempDir(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'tempoflow-storage-'));
@@ -164,27 +114,20 @@ void describe('S3 client config', () => {
 });
 
 void describe('S3 store (versitygw)', () => {
-  let s3: Awaited<ReturnType<typeof startS3>>;
+  let client: S3Client;
   let store: Store;
-  let n = 0;
-  const bucket = async () => {
-    const name = `storage-test-${process.pid}-${n++}`;
-    await s3!.client.send(new CreateBucketCommand({ Bucket: name }));
-    return name;
-  };
+  const bucket = () => createTestBucket('storage-test');
   before(async () => {
-    s3 = await startS3();
-    if (s3) store = createStore({ s3Client: s3.client, partSize: 5 * 1024 * 1024 });
+    client = await s3ClientForTests();
+    store = createStore({ s3Client: client, partSize: 5 * 1024 * 1024 });
   });
-  after(async () => s3?.stop());
+  after(() => client.destroy());
 
-  void test('write, list, read, copy, rename and delete', async (t) => {
-    if (!s3) return t.skip(`versitygw not found at ${VERSITYGW}`);
+  void test('write, list, read, copy, rename and delete', async () => {
     await exerciseStore(store, `s3://${await bucket()}/root`);
   });
 
-  void test('list pages through more than 1000 keys, and deletePrefix removes them all', async (t) => {
-    if (!s3) return t.skip(`versitygw not found at ${VERSITYGW}`);
+  void test('list pages through more than 1000 keys, and deletePrefix removes them all', async () => {
     const root = `s3://${await bucket()}/many`;
     const { mapLimit } = await import('../activities/storage');
     await mapLimit(
@@ -200,8 +143,7 @@ void describe('S3 store (versitygw)', () => {
     assert.deepEqual(await store.list(root), []);
   });
 
-  void test('large bodies go up as multipart uploads and read back intact', async (t) => {
-    if (!s3) return t.skip(`versitygw not found at ${VERSITYGW}`);
+  void test('large bodies go up as multipart uploads and read back intact', async () => {
     const dir = await tempDir();
     const file = path.join(dir, 'big.bin');
     const big = Buffer.alloc(12 * 1024 * 1024 + 123);
