@@ -17,13 +17,13 @@ import { previousFireTime } from '../core/schedule';
 import type { ScheduleTiming } from '../core/schedule';
 import { DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
 import { decideTrigger } from '../core/trigger-rules';
+import { FINISHED_TASK_STATES } from '../core/types';
 import type {
   DagRunInput,
   DagRunStatus,
   Json,
   TaskContext,
   TaskError,
-  TaskInstanceStatus,
   TaskSnapshot,
   TaskState,
   TaskStatus,
@@ -244,7 +244,7 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
     }
   };
 
-  const finished = () => status.tasks.every((t) => ['success', 'failed', 'upstream_failed', 'skipped'].includes(t.state));
+  const finished = () => status.tasks.every((t) => FINISHED_TASK_STATES.includes(t.state));
 
   try {
     while (!finished()) {
@@ -383,5 +383,3 @@ function detailsMarkdown(status: DagRunStatus): string {
     ...rows,
   ].join('\n');
 }
-
-export type { TaskInstanceStatus };
