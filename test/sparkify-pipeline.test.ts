@@ -374,3 +374,52 @@ void describe('validation', () => {
     await fs.rm(output, { recursive: true, force: true });
   });
 });
+
+void describe('rules', () => {
+  void test('an artist with several spellings gets one deterministic row; cancelled calls stop', async () => {
+    const input = await tmp('rules-in');
+    const output = await tmp('rules-out');
+    const song = (file: string, id: string, name: string, lat: number | null, location: string) =>
+      store.write(
+        path.join(input, 'song_data', file),
+        JSON.stringify({
+          num_songs: 1,
+          artist_id: 'ARSPELL0000000001',
+          artist_latitude: lat,
+          artist_longitude: lat === null ? null : -lat,
+          artist_location: location,
+          artist_name: name,
+          song_id: id,
+          title: `t ${id}`,
+          duration: 100,
+          year: 2000,
+        }),
+      );
+    // Listed first and alphabetically first, but without coordinates: not chosen.
+    await song('A/A/A/TRAAA.json', 'SO1', 'Aardvark Band', null, '');
+    await song('A/A/B/TRAAB.json', 'SO2', 'The Zebras', 12.5, 'Nairobi');
+    await song('A/A/C/TRAAC.json', 'SO3', 'Zebras', 12.5, 'Nairobi');
+    await store.write(path.join(input, 'log_data/2018/11/2018-11-01-events.json'), '');
+    const run = await runSparkifyPipeline({ store, input, output, runId: 'spell' });
+    assert.equal(run.build.rows.artists, 1);
+    const [artist] = await readPublished(store, output, 'artists');
+    assert.deepEqual(artist, {
+      artist_id: 'ARSPELL0000000001',
+      name: 'The Zebras',
+      location: 'Nairobi',
+      latitude: 12.5,
+      longitude: -12.5,
+    });
+    assert.equal(run.build.rows.songplays, 0);
+
+    const list = await listInputs({ store, input, output, runId: 'cancelled' });
+    const aborted = AbortSignal.abort();
+    await assert.rejects(
+      stageSongs({ store, manifest: list.songChunks[0] ?? '', output, runId: 'cancelled', signal: aborted }),
+      { name: 'AbortError' },
+    );
+    await assert.rejects(buildTables({ store, output, runId: 'cancelled', signal: aborted }), { name: 'AbortError' });
+    await fs.rm(input, { recursive: true, force: true });
+    await fs.rm(output, { recursive: true, force: true });
+  });
+});
