@@ -56,6 +56,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${TYPE_NAMES[type]}`]),
   ];
   const child = spawn(cli, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  killOnExit(child);
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
@@ -121,6 +122,31 @@ async function waitForFrontend(address: string, child: ChildProcess, stderr: () 
     }
   }
   throw new ToolchainError(`the Temporal dev server did not answer on ${address} within 60s: ${stderr().trim()}`);
+}
+
+const owned = new Set<ChildProcess>();
+
+/**
+ * Kills `child`'s process group when this process exits, however it exits (test runners end with
+ * `process.exit`, which skips async clean-up): servers never outlive the process that started them.
+ */
+export function killOnExit(child: ChildProcess): void {
+  if (owned.size === 0) {
+    process.once('exit', () => {
+      for (const c of owned) {
+        try {
+          process.kill(-c.pid!, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    });
+  }
+  owned.add(child);
+  child.once('exit', () => owned.delete(child));
+  // Nor do they keep it alive: a test file that started them must be able to end.
+  child.unref();
+  (child.stderr as { unref?: () => void } | null)?.unref?.();
 }
 
 /** SIGTERM to the process group, SIGKILL after 10s: no orphans. */

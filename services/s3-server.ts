@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
-import { stopProcess } from './dev-server';
+import { killOnExit, stopProcess } from './dev-server';
 import { freePort } from './free-port';
 import { ensureTool, S3_SERVER, ToolchainError } from './toolchain';
 
@@ -41,6 +41,7 @@ export async function startS3Server(
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ROOT_ACCESS_KEY_ID: accessKeyId, ROOT_SECRET_ACCESS_KEY: secretAccessKey },
   });
+  killOnExit(child);
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);

@@ -4,7 +4,9 @@
  * itself, once per process, and stops them when the process is done.
  */
 import { randomUUID } from 'node:crypto';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { createS3Client } from '../activities/storage/s3-client';
 import { startDevServer } from '../services/dev-server';
 import { startS3Server } from '../services/s3-server';
 
@@ -60,15 +62,9 @@ async function startOwn(): Promise<TestServices> {
   };
 }
 
-/** An S3 client for the test server (path-style, as for any custom endpoint). */
+/** An S3 client for the test server, configured the way workers configure theirs (from AWS_* variables). */
 export async function s3ClientForTests(): Promise<S3Client> {
-  const { s3 } = await testServices();
-  return new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  });
+  return createS3Client({ env: await s3EnvForTests() });
 }
 
 /** A fresh, uniquely named bucket on the test S3 server. */
