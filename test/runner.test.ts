@@ -191,7 +191,9 @@ describe('runner workflow', () => {
       const logicalDate = '2031-01-01T00:00:00.000Z';
       await assert.rejects(
         triggerDagRun(client, retryDag, { taskQueue, params: { failures: 'many' }, logicalDate }),
-        (err: unknown) => err instanceof ParamValidationError && /DAG 'test_retry': param 'failures' must be a integer/.test(err.message),
+        (err: unknown) =>
+          err instanceof ParamValidationError &&
+          /DAG 'test_retry': param 'failures' must be a integer/.test(err.message),
       );
       await assert.rejects(client.workflow.getHandle(`test_retry__${logicalDate}`).describe(), /not found/i);
     });
@@ -203,7 +205,10 @@ describe('runner workflow', () => {
       const big = task(status, 'big');
       assert.equal(big.state, 'failed');
       assert.equal(big.error?.type, 'TaskOutputTooLarge');
-      assert.match(big.error?.message ?? '', /over the 256 KiB limit: write the data to object storage and return its URI/);
+      assert.match(
+        big.error?.message ?? '',
+        /over the 256 KiB limit: write the data to object storage and return its URI/,
+      );
     });
   });
 
@@ -216,7 +221,10 @@ describe('runner workflow', () => {
         assert.equal(status.state, 'success');
         const doubled = status.outputs.double as number[];
         assert.equal(doubled.length, 5000);
-        assert.ok(doubled.every((v, i) => v === i * 2), 'outputs in item order');
+        assert.ok(
+          doubled.every((v, i) => v === i * 2),
+          'outputs in item order',
+        );
         const mapped = task(status, 'double').mapped;
         assert.deepEqual(mapped?.states, { success: 5000 });
         const history = await client.workflow.getHandle(run.runId).fetchHistory();
@@ -224,7 +232,10 @@ describe('runner workflow', () => {
           .map((e) => e.childWorkflowExecutionStartedEventAttributes?.workflowExecution?.workflowId)
           .filter((id): id is string => !!id);
         assert.equal(children.length, 10, '5,000 items in batches of 500');
-        const lengths = [history.events!.length, ...(await Promise.all(children.map((id) => historyLength(client, id))))];
+        const lengths = [
+          history.events!.length,
+          ...(await Promise.all(children.map((id) => historyLength(client, id)))),
+        ];
         for (const length of lengths) assert.ok(length <= 10_240, `a history has ${length} events`);
       },
     );
@@ -249,6 +260,11 @@ describe('runner workflow', () => {
       assert.deepEqual(summaries.sort(), ['task a', 'task b', 'task c', 'task d']);
       const description = await run.handle.describe();
       assert.equal(await description.staticSummary(), `test_diamond · logical date ${run.input.logicalDate}`);
+      // The Web UI's "current details": the task states as a Markdown table.
+      const metadata = await run.handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      assert.match(metadata.currentDetails ?? '', /\| task \| state \| attempts \| error \|/);
+      for (const id of ['a', 'b', 'c', 'd'])
+        assert.match(metadata.currentDetails ?? '', new RegExp(`\\| ${id} \\| success \\| 1 \\|`));
     });
   });
 });
