@@ -48,7 +48,7 @@ export async function loadStaged(conn: DuckDBConnection, localDir: string): Prom
  * The star schema as SQL over `staged_songs` / `staged_events`. Every choice is deterministic (ties broken on
  * all columns), so the same input gives the same rows.
  */
-const MODEL_SQL = `
+export const MODEL_SQL = `
 -- One row per song_id, a song listed twice keeps the smallest (title, artist, duration, year, location) version.
 CREATE TABLE song_rows AS
 SELECT * EXCLUDE (rn) FROM (
