@@ -207,7 +207,7 @@ function startWorkerProcess(address: string, taskQueue: string, env: Record<stri
     },
   );
   return new Promise((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
+    child.stderr.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('tempoflow worker on')) resolve(child);
     });
     child.once('exit', (code) => reject(new Error(`the worker exited with ${code}`)));
