@@ -13,6 +13,7 @@ import { Client, Connection } from '@temporalio/client';
 import Table from 'cli-table3';
 import { Command, InvalidArgumentError } from 'commander';
 import { MODEL_SQL, TABLE_LAYOUT } from '../activities/sparkify/build-tables';
+import { parseSize } from '../activities/sparkify/duckdb';
 import { generateSparkify } from '../activities/sparkify/generate';
 import { TABLES } from '../activities/sparkify/paths';
 import { EVENT_COLUMNS, SONG_COLUMNS } from '../activities/sparkify/schema';
@@ -169,6 +170,8 @@ async function floor(input: string, out: string): Promise<Record<string, number>
   const instance = await DuckDBInstance.create(join(work, 'floor.duckdb'), {
     memory_limit: opts.memoryLimit,
     temp_directory: join(work, 'floor-spill'),
+    // Outputs are sorted by their COPY's ORDER BY; keeping read order for thousands of files costs memory.
+    preserve_insertion_order: 'false',
   });
   const conn = await instance.connect();
   try {
@@ -180,6 +183,9 @@ async function floor(input: string, out: string): Promise<Record<string, number>
       `CREATE TABLE staged_events AS SELECT * FROM read_json('${input}/log_data/**/*.json', columns = ${columns(EVENT_COLUMNS)}, format = 'newline_delimited')`,
     );
     await conn.run(MODEL_SQL);
+    // As build_tables does: one partition per artist makes a partitioned COPY buffer too much by default.
+    const memory = parseSize(opts.memoryLimit) ?? 1e9;
+    await conn.run(`SET partitioned_write_flush_threshold = ${Math.max(256, Math.floor(memory / 1e6))}`);
     const rows: Record<string, number> = {};
     for (const t of TABLES) {
       const layout = TABLE_LAYOUT[t];
