@@ -182,7 +182,16 @@ export function createSparkifyActivities(deps: SparkifyActivityDeps) {
     }),
 
     sparkifyPublish: userErrors(async (ctx) =>
-      json(await publish({ store, output: stringParam(ctx, 'output'), runId: ctx.runId, signal: temporal().signal })),
+      json(
+        await publish({
+          store,
+          output: stringParam(ctx, 'output'),
+          runId: ctx.runId,
+          dataInterval: ctx.dataInterval,
+          duckdb,
+          signal: temporal().signal,
+        }),
+      ),
     ),
   } satisfies Record<string, TaskActivity>;
 }

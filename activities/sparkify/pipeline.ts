@@ -51,6 +51,6 @@ export async function runSparkifyPipeline(args: PipelineArgs): Promise<PipelineR
     const failed = quality.checks.filter((c) => !c.passed).map((c) => `${c.name} (${c.detail})`);
     throw new QualityCheckError(`quality checks failed: ${failed.join('; ')}; see ${quality.report}`);
   }
-  const published = await publish(base);
+  const published = await publish({ ...base, dataInterval: args.dataInterval });
   return { list, songs, events, build, quality, published };
 }

@@ -1,12 +1,18 @@
 import { mapLimit } from '../storage/concurrency';
 import type { Store } from '../storage/store';
 import { isS3Uri, joinUri } from '../storage/uri';
+import type { DataInterval } from '../../core/types';
+import type { DuckDbSettings } from './duckdb';
+import { mergeIntoLake } from './merge';
 import { TABLES, type TableName, runPaths } from './paths';
 
 export interface PublishArgs {
   store: Store;
   output: string;
   runId: string;
+  /** An interval run merges its rows into the published lake first (see merge.ts). */
+  dataInterval?: DataInterval | null;
+  duckdb?: DuckDbSettings;
   signal?: AbortSignal;
 }
 
@@ -49,6 +55,16 @@ async function readMarker(store: Store, tableUri: string): Promise<Marker | unde
  */
 export async function publish(args: PublishArgs): Promise<PublishResult> {
   const { store, output, runId } = args;
+  if (args.dataInterval) {
+    await mergeIntoLake({
+      store,
+      output,
+      runId,
+      dataInterval: args.dataInterval,
+      duckdb: args.duckdb,
+      signal: args.signal,
+    });
+  }
   const paths = runPaths(output, runId);
   const files = {} as Record<TableName, number>;
   const todo: { table: TableName; staged: string; target: string; keys: string[] }[] = [];
