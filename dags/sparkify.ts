@@ -5,8 +5,8 @@ import { defineDag } from '../core/dag';
  * schema of Parquet tables out. Tasks exchange URIs only (manifests, staged Parquet under
  * `<output>/_staging/<run>/`); nothing is published unless every table is built and passes the quality checks.
  *
- * No schedule: a run with a data interval reads only that interval's daily log files and publish replaces the
- * whole lake, so scheduled daily runs would leave a lake of one day. Trigger runs (with or without an interval).
+ * Daily: a scheduled or backfilled run reads its day's log files and merges them into the lake (publish, one
+ * run at a time per output); a run without an interval rebuilds the lake from all the input.
  */
 export const sparkifyDag = defineDag({
   id: 'sparkify_etl',
@@ -26,6 +26,7 @@ export const sparkifyDag = defineDag({
       description: 'largest share of unreadable records (sent to _rejects/) before the run fails',
     },
   },
+  schedule: { cron: '0 0 * * *' },
   defaults: { retries: 2, retryDelay: '10s', executionTimeout: '1h', heartbeatTimeout: '2m' },
   tasks: [
     { id: 'list_inputs', activity: 'sparkifyListInputs', description: 'lists input files into chunk manifests' },
