@@ -17,7 +17,8 @@ import type { DataInterval } from '../core/types';
 import { getDag } from '../dags';
 import { withTestWorker } from './support';
 
-const DAYS = 8;
+const DAYS = 30;
+const CONCURRENT = 8;
 const store = createStore();
 
 function day(d: number): DataInterval {
@@ -51,7 +52,7 @@ describe('incremental Sparkify', () => {
   before(async () => {
     const root = await mkdtemp(path.join(tmpdir(), 'tempoflow-incremental-'));
     input = path.join(root, 'input');
-    expected = await generateSparkify({ out: input, songs: 150, events: 6000, days: DAYS, seed: 5, duplicates: 5 });
+    expected = await generateSparkify({ out: input, songs: 150, events: 9000, days: DAYS, seed: 5, duplicates: 5 });
     const output = path.join(root, 'full');
     await runSparkifyPipeline({ store, input, output, runId: 'full' });
     full = await lake(output);
@@ -59,7 +60,7 @@ describe('incremental Sparkify', () => {
     assert.ok(expected.levelChangedUsers.length > 0, 'the data has users who change level');
   });
 
-  it('daily runs in shuffled order with repeats give the tables of one full run', async () => {
+  it('30 daily runs in shuffled order with repeats give the tables of one full run', async () => {
     const output = await mkdtemp(path.join(tmpdir(), 'tempoflow-incremental-b-'));
     const order = shuffledWithRepeats(7);
     for (const [i, d] of order.entries()) {
@@ -73,12 +74,12 @@ describe('incremental Sparkify', () => {
     for (const table of TABLES) assert.deepEqual(merged[table], full[table], `table ${table}`);
   });
 
-  it('8 concurrent interval runs on Temporal against one output lose nothing', async () => {
+  it('8 concurrent daily runs on Temporal against one output lose nothing', async () => {
     const output = await mkdtemp(path.join(tmpdir(), 'tempoflow-incremental-c-'));
     const dag = getDag('sparkify_etl');
     await withTestWorker({ dags: [dag], activities: createActivities({ store }) }, async ({ client, taskQueue }) => {
       const runs = await Promise.all(
-        Array.from({ length: DAYS }, (_, d) =>
+        Array.from({ length: CONCURRENT }, (_, d) =>
           triggerDagRun(client, dag, {
             taskQueue,
             params: { input, output },
@@ -90,10 +91,15 @@ describe('incremental Sparkify', () => {
       const statuses = await Promise.all(runs.map((r) => waitForRun(r.handle)));
       assert.deepEqual(
         statuses.map((s) => s.state),
-        Array(DAYS).fill('success'),
+        Array(CONCURRENT).fill('success'),
       );
     });
-    const merged = await lake(output);
-    for (const table of TABLES) assert.deepEqual(merged[table], full[table], `table ${table}`);
+    // The reference: one run over the same 8 days into an empty lake.
+    const reference = await mkdtemp(path.join(tmpdir(), 'tempoflow-incremental-d-'));
+    const period = { start: day(0).start, end: day(CONCURRENT - 1).end };
+    await runSparkifyPipeline({ store, input, output: reference, runId: 'eight-days', dataInterval: period });
+    const [merged, expectedLake] = [await lake(output), await lake(reference)];
+    assert.ok(expectedLake.songplays!.length > 0 && expectedLake.songplays!.length < full.songplays!.length);
+    for (const table of TABLES) assert.deepEqual(merged[table], expectedLake[table], `table ${table}`);
   });
 });
