@@ -1,12 +1,12 @@
-/** Gets the tools tempoflow runs against: the Temporal CLI (dev server) and versitygw (S3), built when missing. */
-import { ensureTool, S3_SERVER, TEMPORAL_CLI } from '../services/toolchain';
+/** `npm run setup`: gets the tools tempoflow runs against, building them into the cache when missing. */
+import { ensureTemporalCli } from '../services/temporal-cli';
+import { ensureTool, S3_SERVER } from '../services/toolchain';
 
 const log = (message: string) => console.log(message);
-for (const tool of [TEMPORAL_CLI, S3_SERVER]) {
-  try {
-    console.log(`${tool.name}: ${await ensureTool(tool, log)}`);
-  } catch (err) {
-    console.error((err as Error).message);
-    process.exit(1);
-  }
+try {
+  console.log(`temporal: ${await ensureTemporalCli({ log })}`);
+  console.log(`versitygw: ${await ensureTool(S3_SERVER, log)}`);
+} catch (err) {
+  console.error(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+  process.exit(1);
 }

@@ -1,55 +1,90 @@
 /**
  * `npm test`: starts one Temporal dev server and one S3 server on free ports, runs the test files against
- * them with node's test runner, and stops both, whatever happens. `npm test -- test/x.test.ts` runs a subset.
+ * them with node's test runner, and stops both whatever happens; exits with the runner's exit code.
+ *   npm test -- test/services.test.ts            a subset (files or directories)
+ *   npm test -- --test-name-pattern=S3 test/x    options starting with '-' go to node
  */
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { startDevServer } from '../services/dev-server';
+import type { DevServer } from '../services/dev-server';
 import { startS3Server } from '../services/s3-server';
-import { HARNESS_ENV } from '../test/services';
+import type { S3Server } from '../services/s3-server';
+import { findTemporalCli } from '../services/temporal-cli';
+import { harnessEnv } from '../test/services';
 
 // The locked AWS SDK supports Node 20; its notice about 2027 releases is noise in test output.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const root = join(import.meta.dirname, '..');
-const requested = process.argv.slice(2);
-const files = requested.length
-  ? requested
-  : readdirSync(join(root, 'test'))
-      .filter((f) => f.endsWith('.test.ts'))
-      .sort()
-      .map((f) => join('test', f));
-
 const log = (message: string) => console.log(`[test harness] ${message}`);
-const [temporal, s3] = await Promise.all([startDevServer({ log }), startS3Server({ log })]);
-log(`Temporal dev server at ${temporal.address} (Web UI ${temporal.uiUrl}), S3 server at ${s3.endpoint}`);
 
-let stopping: Promise<void> | undefined;
-const stop = () => (stopping ??= Promise.all([temporal.stop(), s3.stop()]).then(() => undefined));
+/** `test/**\/*.test.ts` (node 20's --test takes no globs). */
+function testFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.test.ts') && !f.split('/').includes('node_modules'))
+    .map((f) => relative(root, join(dir, f)))
+    .sort();
+}
+
+const args = process.argv.slice(2);
+const nodeOptions = args.filter((a) => a.startsWith('-'));
+const requested = args.filter((a) => !a.startsWith('-'));
+const files = requested.length
+  ? requested.flatMap((p) => (statSync(resolve(p)).isDirectory() ? testFiles(resolve(p)) : [p]))
+  : testFiles(join(root, 'test'));
+if (!files.length) {
+  console.error(`no test files in ${requested.join(' ') || 'test/'}`);
+  process.exit(1);
+}
+
+const servers: (DevServer | S3Server)[] = [];
+let stopping: Promise<unknown> | undefined;
+const stopServers = () => (stopping ??= Promise.allSettled(servers.map((s) => s.stop())));
+
+const started = await Promise.allSettled([startDevServer({ log }), startS3Server({ log })]);
+for (const s of started) if (s.status === 'fulfilled') servers.push(s.value);
+const [temporalStarted, s3Started] = started;
+if (temporalStarted.status === 'rejected' || s3Started.status === 'rejected') {
+  for (const s of started) if (s.status === 'rejected') console.error('[test harness] could not start:', s.reason);
+  await stopServers();
+  process.exit(1);
+}
+const temporal = temporalStarted.value;
+const s3 = s3Started.value;
+log(`Temporal dev server at ${temporal.address} (Web UI ${temporal.uiUrl}), S3 server at ${s3.endpoint}`);
+const cliPath = await findTemporalCli();
 
 const runner = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=900000', ...files],
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', ...nodeOptions, ...files],
   {
     cwd: root,
     stdio: 'inherit',
     env: {
       ...process.env,
-      [HARNESS_ENV.temporalAddress]: temporal.address,
-      [HARNESS_ENV.temporalNamespace]: temporal.namespace,
-      [HARNESS_ENV.temporalUiUrl]: temporal.uiUrl,
-      [HARNESS_ENV.s3Endpoint]: s3.endpoint,
-      [HARNESS_ENV.s3AccessKeyId]: s3.accessKeyId,
-      [HARNESS_ENV.s3SecretAccessKey]: s3.secretAccessKey,
-      [HARNESS_ENV.s3Region]: s3.region,
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: temporal.namespace,
+      ...(cliPath ? { TEMPORAL_CLI_PATH: cliPath } : {}),
+      ...harnessEnv({
+        temporal: { address: temporal.address, namespace: temporal.namespace, uiUrl: temporal.uiUrl ?? '' },
+        s3,
+      }),
     },
   },
 );
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    runner.kill(signal);
+// Ctrl-C reaches the runner too (same process group); we only make sure the servers go once it is done.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    if (runner.exitCode === null) runner.kill(signal);
   });
 }
-const code = await new Promise<number>((resolve) => runner.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
-await stop();
+const code = await new Promise<number>((done) => {
+  runner.once('error', (err) => {
+    console.error('[test harness] could not run the tests:', err);
+    done(1);
+  });
+  runner.once('exit', (c, signal) => done(c ?? (signal ? 1 : 0)));
+});
+await stopServers();
 process.exit(code);

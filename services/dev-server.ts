@@ -4,13 +4,14 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
 import { freePort, portOr } from './free-port';
-import { findTool, TEMPORAL_CLI, ToolchainError } from './toolchain';
+import { findTemporalCli } from './temporal-cli';
+import { ToolchainError } from './toolchain';
 
 export interface DevServer {
   /** host:port of the frontend. */
   address: string;
   namespace: string;
-  /** Web UI base URL, or undefined when headless. */
+  /** Web UI base URL, or undefined when started headless. */
   uiUrl: string | undefined;
   stop(): Promise<void>;
 }
@@ -20,8 +21,9 @@ export interface DevServerOptions {
   port?: number;
   /** Web UI port; default: a free one. */
   uiPort?: number;
-  /** Prefer these ports when free (for `tempoflow dev`: 7233 and 8233). */
+  /** Prefer 7233 and 8233 when they are free (for `tempoflow dev` and the demo). */
   preferDefaultPorts?: boolean;
+  /** No Web UI (benchmarks). */
   headless?: boolean;
   /** Persist to this SQLite file; default: in memory. */
   dbFile?: string;
@@ -32,33 +34,71 @@ export interface DevServerOptions {
 const TYPE_NAMES = { KEYWORD: 'Keyword', DATETIME: 'Datetime' } as const;
 
 /**
- * Starts a Temporal dev server (`temporal server start-dev`) with tempoflow's search attributes. The CLI is
- * found or built (services/toolchain); where it cannot be, the Temporal SDK downloads one (needs internet).
+ * tempoflow's search attributes as `temporal server start-dev --search-attribute` takes them. The worker
+ * registers the same ones (core/search-attributes) on servers that lack them.
+ */
+export const TEMPOFLOW_SEARCH_ATTRIBUTES: readonly string[] = Object.entries(SEARCH_ATTRIBUTES).map(
+  ([name, type]) => `${name}=${TYPE_NAMES[type]}`,
+);
+
+const START_ATTEMPTS = 3;
+
+/**
+ * Starts a Temporal dev server (`temporal server start-dev`) on 127.0.0.1 with tempoflow's search attributes,
+ * and waits until its frontend answers. The CLI is found or built (services/temporal-cli); where it cannot
+ * be, the Temporal SDK downloads one (needs internet).
  */
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const namespace = options.namespace ?? 'default';
-  const port = options.port ?? (options.preferDefaultPorts ? await portOr(7233) : await freePort());
-  const uiPort = options.uiPort ?? (options.preferDefaultPorts ? await portOr(8233) : await freePort());
-  const cli = await findTool(TEMPORAL_CLI, { build: true, ...(options.log ? { log: options.log } : {}) });
-  if (!cli) return startDownloadedServer(port, uiPort, namespace, options);
+  const cli = await findTemporalCli({ build: true, ...(options.log ? { log: options.log } : {}) });
+  // Free ports are picked then released, so another process can take one first: retry with fresh ones.
+  const fixedPorts = options.port !== undefined && (options.headless || options.uiPort !== undefined);
+  for (let attempt = 1; ; attempt++) {
+    const port = options.port ?? (options.preferDefaultPorts ? await portOr(7233) : await freePort());
+    const uiPort = options.uiPort ?? (options.preferDefaultPorts ? await portOr(8233) : await freePort());
+    try {
+      return cli
+        ? await startWithCli(cli, port, uiPort, namespace, options)
+        : await startDownloadedServer(port, uiPort, namespace, options);
+    } catch (err) {
+      if (!cli || fixedPorts || attempt >= START_ATTEMPTS || !(err instanceof ExitedAtStartError)) throw err;
+      options.log?.(`${err.message}; retrying on other ports`);
+    }
+  }
+}
 
+/** The server process ended before it answered (typically a port taken between choosing and binding it). */
+class ExitedAtStartError extends ToolchainError {
+  override name = 'ExitedAtStartError';
+}
+
+async function startWithCli(
+  cli: string,
+  port: number,
+  uiPort: number,
+  namespace: string,
+  options: DevServerOptions,
+): Promise<DevServer> {
   const args = [
     'server',
     'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(port),
-    '--http-port', String(await freePort()),
-    '--metrics-port', String(await freePort()),
-    '--namespace', namespace,
-    '--log-level', 'error',
-    ...(options.headless ? ['--headless'] : ['--ui-port', String(uiPort), '--ui-ip', '127.0.0.1']),
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--namespace',
+    namespace,
+    '--log-level',
+    'warn',
+    ...(options.headless ? ['--headless'] : ['--ui-ip', '127.0.0.1', '--ui-port', String(uiPort)]),
     ...(options.dbFile ? ['--db-filename', options.dbFile] : []),
-    ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${TYPE_NAMES[type]}`]),
+    ...TEMPOFLOW_SEARCH_ATTRIBUTES.flatMap((attribute) => ['--search-attribute', attribute]),
   ];
+  // Own process group, so stop() reaches anything it spawns.
   const child = spawn(cli, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
   killOnExit(child);
   let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
+  child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
   const address = `127.0.0.1:${port}`;
@@ -72,7 +112,12 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   return { address, namespace, uiUrl: options.headless ? undefined : `http://127.0.0.1:${uiPort}`, stop };
 }
 
-async function startDownloadedServer(port: number, uiPort: number, namespace: string, options: DevServerOptions): Promise<DevServer> {
+async function startDownloadedServer(
+  port: number,
+  uiPort: number,
+  namespace: string,
+  options: DevServerOptions,
+): Promise<DevServer> {
   options.log?.('no Temporal CLI found and Go is not installed: letting the Temporal SDK download a dev server');
   const { TestWorkflowEnvironment } = await import('@temporalio/testing');
   const { defineSearchAttributeKey, SearchAttributeType } = await import('@temporalio/common');
@@ -97,18 +142,20 @@ async function startDownloadedServer(port: number, uiPort: number, namespace: st
     };
   } catch (cause) {
     throw new ToolchainError(
-      `no Temporal CLI: install Go (so tempoflow can build it), put 'temporal' on PATH, or set TEMPORAL_CLI_PATH (the SDK's download failed: ${(cause as Error).message})`,
+      "no Temporal CLI, and the Temporal SDK could not download one: install Go (https://go.dev/dl) so tempoflow can build it, put 'temporal' on PATH, or set TEMPORAL_CLI_PATH",
       { cause },
     );
   }
 }
 
 async function waitForFrontend(address: string, child: ChildProcess, stderr: () => string): Promise<void> {
-  let exited = false;
+  let exited = child.exitCode !== null || child.signalCode !== null;
   child.once('exit', () => (exited = true));
   const deadline = Date.now() + 60_000;
+  let lastError: unknown;
   while (Date.now() < deadline) {
-    if (exited) throw new ToolchainError(`the Temporal dev server exited at start: ${stderr().trim() || 'no output'}`);
+    if (exited)
+      throw new ExitedAtStartError(`the Temporal dev server exited at start: ${stderr().trim() || 'no output'}`);
     try {
       const connection = await Connection.connect({ address, connectTimeout: 1000 });
       try {
@@ -117,31 +164,56 @@ async function waitForFrontend(address: string, child: ChildProcess, stderr: () 
       } finally {
         await connection.close();
       }
-    } catch {
+    } catch (err) {
+      lastError = err;
       await delay(200);
     }
   }
-  throw new ToolchainError(`the Temporal dev server did not answer on ${address} within 60s: ${stderr().trim()}`);
+  throw new ToolchainError(`the Temporal dev server did not answer on ${address} within 60s: ${stderr().trim()}`, {
+    cause: lastError,
+  });
 }
 
 const owned = new Set<ChildProcess>();
+const endHooks = new Set<() => void>();
+let hooked = false;
+
+function killOwned(): void {
+  for (const child of owned) {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  for (const hook of endHooks) {
+    try {
+      hook();
+    } catch {
+      // best effort: the process is ending
+    }
+  }
+}
 
 /**
- * Kills `child`'s process group when this process exits, however it exits (test runners end with
- * `process.exit`, which skips async clean-up): servers never outlive the process that started them.
+ * A fatal signal skips 'exit' handlers: when nobody else handles it, kill our children, then end this process
+ * the way the signal would have. Whoever does handle it (the test harness, `tempoflow dev`) stops its servers
+ * gracefully, and the 'exit' hook still catches what they miss.
+ */
+function onSignal(signal: NodeJS.Signals): void {
+  if (process.listenerCount(signal) > 1) return;
+  killOwned();
+  process.removeListener(signal, onSignal);
+  process.kill(process.pid, signal);
+}
+
+/**
+ * Kills `child`'s process group when this process ends, however it ends: `process.exit` (test runners use
+ * it, and it skips async clean-up) or a fatal signal such as Ctrl-C, which would skip 'exit' altogether.
+ * Servers never outlive the process that started them.
  */
 export function killOnExit(child: ChildProcess): void {
-  if (owned.size === 0) {
-    process.once('exit', () => {
-      for (const c of owned) {
-        try {
-          process.kill(-c.pid!, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    });
-  }
+  hookProcessEnd();
   owned.add(child);
   child.once('exit', () => owned.delete(child));
   // Nor do they keep it alive: a test file that started them must be able to end.
@@ -149,8 +221,25 @@ export function killOnExit(child: ChildProcess): void {
   (child.stderr as { unref?: () => void } | null)?.unref?.();
 }
 
-/** SIGTERM to the process group, SIGKILL after 10s: no orphans. */
-export async function stopProcess(child: ChildProcess): Promise<void> {
+/**
+ * Runs `hook` (synchronous: the process is ending) when this process exits or dies of a fatal signal, after
+ * its servers are killed, e.g. to remove their temp dirs. Returns a function that unregisters it.
+ */
+export function atProcessEnd(hook: () => void): () => void {
+  hookProcessEnd();
+  endHooks.add(hook);
+  return () => endHooks.delete(hook);
+}
+
+function hookProcessEnd(): void {
+  if (hooked) return;
+  hooked = true;
+  process.once('exit', killOwned);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+}
+
+/** SIGTERM to the process group, SIGKILL after `graceMs`: no orphans. */
+export async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const signal = (sig: NodeJS.Signals) => {
@@ -161,7 +250,13 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
     }
   };
   signal('SIGTERM');
-  const timer = setTimeout(() => signal('SIGKILL'), 10_000);
+  const timer = setTimeout(() => signal('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
+  // The leader is gone; make sure nothing it started lingers in its group.
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    // nothing left
+  }
 }

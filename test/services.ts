@@ -1,14 +1,16 @@
 /**
  * The real servers tests run against. Under `npm test` (scripts/test.ts) one Temporal dev server and one S3
- * server serve the whole run, passed in through the environment; a test file run on its own starts them
- * itself, once per process, and stops them when the process is done.
+ * server serve the whole run, passed in through the environment; a test file run on its own
+ * (`npx tsx --test test/x.test.ts`) starts them itself, once per process, and stops them when it is done.
  */
 import { randomUUID } from 'node:crypto';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../activities/storage/s3-client';
 import { startDevServer } from '../services/dev-server';
-import { startS3Server } from '../services/s3-server';
+import type { DevServer } from '../services/dev-server';
+import { s3EnvFor, startS3Server } from '../services/s3-server';
+import type { S3Server } from '../services/s3-server';
 
 export interface TestServices {
   /** `uiUrl`: the Web UI of the dev server. */
@@ -16,7 +18,10 @@ export interface TestServices {
   s3: { endpoint: string; accessKeyId: string; secretAccessKey: string; region: string };
 }
 
-/** Set by scripts/test.ts for the test processes it starts. */
+/**
+ * Set by scripts/test.ts for the test processes it starts. Test-only names: a developer's own
+ * TEMPORAL_ADDRESS or AWS_* never send tests to a real server; tests decide what the code under test gets.
+ */
 export const HARNESS_ENV = {
   temporalAddress: 'TEMPOFLOW_TEST_TEMPORAL_ADDRESS',
   temporalNamespace: 'TEMPOFLOW_TEST_TEMPORAL_NAMESPACE',
@@ -27,8 +32,22 @@ export const HARNESS_ENV = {
   s3Region: 'TEMPOFLOW_TEST_S3_REGION',
 } as const;
 
+/** The harness's variables for `temporal` and `s3` (what scripts/test.ts puts in the test processes' env). */
+export function harnessEnv(services: TestServices): Record<string, string> {
+  return {
+    [HARNESS_ENV.temporalAddress]: services.temporal.address,
+    [HARNESS_ENV.temporalNamespace]: services.temporal.namespace,
+    [HARNESS_ENV.temporalUiUrl]: services.temporal.uiUrl,
+    [HARNESS_ENV.s3Endpoint]: services.s3.endpoint,
+    [HARNESS_ENV.s3AccessKeyId]: services.s3.accessKeyId,
+    [HARNESS_ENV.s3SecretAccessKey]: services.s3.secretAccessKey,
+    [HARNESS_ENV.s3Region]: services.s3.region,
+  };
+}
+
 let services: Promise<TestServices> | undefined;
 
+/** The test servers: the harness's, or this process's own (started on first call). */
 export function testServices(): Promise<TestServices> {
   services ??= fromHarness() ?? startOwn();
   return services;
@@ -39,26 +58,45 @@ function fromHarness(): Promise<TestServices> | undefined {
   const address = env('temporalAddress');
   const endpoint = env('s3Endpoint');
   if (!address || !endpoint) return undefined;
+  const required = (name: keyof typeof HARNESS_ENV) => {
+    const value = env(name);
+    if (!value) throw new Error(`${HARNESS_ENV[name]} is not set although ${HARNESS_ENV.temporalAddress} is`);
+    return value;
+  };
   return Promise.resolve({
-    temporal: { address, namespace: env('temporalNamespace') ?? 'default', uiUrl: env('temporalUiUrl')! },
+    temporal: { address, namespace: env('temporalNamespace') || 'default', uiUrl: required('temporalUiUrl') },
     s3: {
       endpoint,
-      accessKeyId: env('s3AccessKeyId')!,
-      secretAccessKey: env('s3SecretAccessKey')!,
-      region: env('s3Region') ?? 'us-east-1',
+      accessKeyId: required('s3AccessKeyId'),
+      secretAccessKey: required('s3SecretAccessKey'),
+      region: env('s3Region') || 'us-east-1',
     },
   });
 }
 
 async function startOwn(): Promise<TestServices> {
-  const [temporal, s3] = await Promise.all([startDevServer(), startS3Server()]);
-  // Stop both when the test process has nothing left to do.
+  const started = await Promise.allSettled([startDevServer(), startS3Server()]);
+  const [temporal, s3] = started;
+  const running: (DevServer | S3Server)[] = [];
+  for (const s of started) if (s.status === 'fulfilled') running.push(s.value);
+  const stopAll = () => Promise.allSettled(running.map((server) => server.stop()));
+  if (temporal.status === 'rejected' || s3.status === 'rejected') {
+    await stopAll();
+    throw temporal.status === 'rejected' ? temporal.reason : (s3 as PromiseRejectedResult).reason;
+  }
+  // Stop both gracefully once the test file has nothing left to do (the servers do not keep it alive);
+  // if it ends with process.exit or a signal instead, services/dev-server's exit hooks kill them.
   process.once('beforeExit', () => {
-    void Promise.all([temporal.stop(), s3.stop()]);
+    void stopAll();
   });
   return {
-    temporal: { address: temporal.address, namespace: temporal.namespace, uiUrl: temporal.uiUrl! },
-    s3: { endpoint: s3.endpoint, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, region: s3.region },
+    temporal: { address: temporal.value.address, namespace: temporal.value.namespace, uiUrl: temporal.value.uiUrl! },
+    s3: {
+      endpoint: s3.value.endpoint,
+      accessKeyId: s3.value.accessKeyId,
+      secretAccessKey: s3.value.secretAccessKey,
+      region: s3.value.region,
+    },
   };
 }
 
@@ -67,9 +105,14 @@ export async function s3ClientForTests(): Promise<S3Client> {
   return createS3Client({ env: await s3EnvForTests() });
 }
 
-/** A fresh, uniquely named bucket on the test S3 server. */
+/** A fresh, uniquely named bucket on the test S3 server (a valid bucket name whatever `prefix` is). */
 export async function createTestBucket(prefix: string): Promise<string> {
-  const bucket = `${prefix.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 30)}-${randomUUID().slice(0, 8)}`;
+  const stem = prefix
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40);
+  const bucket = `${stem || 'test'}-${randomUUID().slice(0, 8)}`;
   const client = await s3ClientForTests();
   try {
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
@@ -81,11 +124,5 @@ export async function createTestBucket(prefix: string): Promise<string> {
 
 /** Env vars that point the AWS SDK in a worker or CLI process at the test S3 server. */
 export async function s3EnvForTests(): Promise<Record<string, string>> {
-  const { s3 } = await testServices();
-  return {
-    AWS_ENDPOINT_URL_S3: s3.endpoint,
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    AWS_REGION: s3.region,
-  };
+  return s3EnvFor((await testServices()).s3);
 }
