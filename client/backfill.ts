@@ -47,9 +47,11 @@ export async function startBackfill(
 ): Promise<{ handle: WorkflowHandle<typeof backfill>; backfillId: string; planned: PlannedRun[] }> {
   const params = resolveParams(dag, options.params ?? {});
   const planned = planBackfill(dag, options.from, options.to);
-  if (planned.length === 0) throw new TempoflowError(`no intervals of DAG '${dag.id}' start between ${options.from} and ${options.to}`);
+  if (planned.length === 0)
+    throw new TempoflowError(`no intervals of DAG '${dag.id}' start between ${options.from} and ${options.to}`);
   const maxActive = options.maxActive ?? 4;
-  if (!Number.isInteger(maxActive) || maxActive < 1) throw new TempoflowError(`--max-active must be a positive integer, got ${maxActive}`);
+  if (!Number.isInteger(maxActive) || maxActive < 1)
+    throw new TempoflowError(`--max-active must be a positive integer, got ${maxActive}`);
   const input: BackfillInput = {
     dag,
     params,

@@ -49,8 +49,17 @@ export async function triggerDagRun(client: Client, dag: DagSnapshot, options: T
   if (dataInterval && !(new Date(dataInterval.start) < new Date(dataInterval.end))) {
     throw new TempoflowError(`data interval start ${dataInterval.start} must be before its end ${dataInterval.end}`);
   }
-  const logicalDate = normalizeInstant(options.logicalDate ?? dataInterval?.end ?? new Date().toISOString(), 'logical date');
-  const input: DagRunInput = { dag, params, logicalDate, dataInterval, ...(options.reuse ? { reuse: options.reuse } : {}) };
+  const logicalDate = normalizeInstant(
+    options.logicalDate ?? dataInterval?.end ?? new Date().toISOString(),
+    'logical date',
+  );
+  const input: DagRunInput = {
+    dag,
+    params,
+    logicalDate,
+    dataInterval,
+    ...(options.reuse ? { reuse: options.reuse } : {}),
+  };
   const runId = options.runId ?? dagRunId(dag.id, logicalDate);
   try {
     const handle = await client.workflow.start<typeof dagRun>(DAG_RUN_WORKFLOW, {
@@ -140,7 +149,10 @@ export async function listRuns(
       runId: wf.workflowId,
       dagId: attrs.get(DAG_ID) ?? '',
       // A run that died outside the runner's control (terminated, timed out) never wrote its final state.
-      state: wf.status.name === 'RUNNING' || state === 'success' || state === 'failed' || state === 'cancelled' ? state : wf.status.name.toLowerCase(),
+      state:
+        wf.status.name === 'RUNNING' || state === 'success' || state === 'failed' || state === 'cancelled'
+          ? state
+          : wf.status.name.toLowerCase(),
       logicalDate: attrs.get(LOGICAL_DATE)?.toISOString(),
       startTime: wf.startTime.toISOString(),
       closeTime: wf.closeTime?.toISOString(),
@@ -175,7 +187,8 @@ export async function retryRun(
   options: { tasks?: string[]; taskQueue: string },
 ): Promise<TriggeredRun & { rerun: string[] }> {
   const status = await getRunStatus(client, runId);
-  if (status.state === 'running') throw new TempoflowError(`run '${runId}' is still running: cancel it or wait for it to end`);
+  if (status.state === 'running')
+    throw new TempoflowError(`run '${runId}' is still running: cancel it or wait for it to end`);
   const input = await getRunInput(client, runId);
   const dag = input.dag;
   for (const task of options.tasks ?? []) {
@@ -184,7 +197,8 @@ export async function retryRun(
   const seeds = options.tasks?.length
     ? options.tasks
     : status.tasks.filter((t) => t.state !== 'success' && t.state !== 'skipped').map((t) => t.taskId);
-  if (seeds.length === 0) throw new TempoflowError(`run '${runId}' has no failed tasks to retry (name one with --task)`);
+  if (seeds.length === 0)
+    throw new TempoflowError(`run '${runId}' has no failed tasks to retry (name one with --task)`);
   const rerun = new Set(seeds);
   for (const task of dag.tasks) if (task.upstream.some((up) => rerun.has(up))) rerun.add(task.id);
   const reuse: Record<string, Json> = {};

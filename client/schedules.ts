@@ -29,7 +29,11 @@ export interface CreateScheduleOptions {
 }
 
 /** Puts a DAG on a Temporal Schedule. Each scheduled run's logical date is its scheduled time. */
-export async function createSchedule(client: Client, dag: DagSnapshot, options: CreateScheduleOptions): Promise<string> {
+export async function createSchedule(
+  client: Client,
+  dag: DagSnapshot,
+  options: CreateScheduleOptions,
+): Promise<string> {
   const params = resolveParams(dag, options.params ?? {});
   const timing = scheduleTiming(dag, options);
   const scheduleId = options.scheduleId ?? dag.id;
@@ -160,6 +164,7 @@ export async function listSchedules(client: Client) {
 }
 
 export const pauseSchedule = (client: Client, id: string, note?: string) => client.schedule.getHandle(id).pause(note);
-export const unpauseSchedule = (client: Client, id: string, note?: string) => client.schedule.getHandle(id).unpause(note);
+export const unpauseSchedule = (client: Client, id: string, note?: string) =>
+  client.schedule.getHandle(id).unpause(note);
 export const triggerSchedule = (client: Client, id: string) => client.schedule.getHandle(id).trigger();
 export const deleteSchedule = (client: Client, id: string) => client.schedule.getHandle(id).delete();

@@ -90,7 +90,9 @@ export function defineDag(definition: DagDefinition): DagSnapshot {
     try {
       checkCron(dag.schedule.cron);
     } catch (cause) {
-      throw new DagDefinitionError(`${dagLabel}: schedule.cron '${dag.schedule.cron}' is not a valid cron expression`, { cause });
+      throw new DagDefinitionError(`${dagLabel}: schedule.cron '${dag.schedule.cron}' is not a valid cron expression`, {
+        cause,
+      });
     }
   }
   for (const [name, spec] of Object.entries(dag.params ?? {})) {
@@ -98,7 +100,9 @@ export function defineDag(definition: DagDefinition): DagSnapshot {
       try {
         new RegExp(spec.pattern);
       } catch (cause) {
-        throw new DagDefinitionError(`${dagLabel}: param '${name}': pattern is not a valid regular expression`, { cause });
+        throw new DagDefinitionError(`${dagLabel}: param '${name}': pattern is not a valid regular expression`, {
+          cause,
+        });
       }
     }
   }
@@ -125,7 +129,9 @@ export function defineDag(definition: DagDefinition): DagSnapshot {
       if (!byId.has(up)) throw new DagDefinitionError(`${label}: unknown upstream task '${up}'`);
     }
     if (task.exclusiveBy !== undefined && !(task.exclusiveBy in (dag.params ?? {}))) {
-      throw new DagDefinitionError(`${label}: exclusiveBy names '${task.exclusiveBy}', which is not a param of the DAG`);
+      throw new DagDefinitionError(
+        `${label}: exclusiveBy names '${task.exclusiveBy}', which is not a param of the DAG`,
+      );
     }
     if (task.exclusiveBy !== undefined && task.map) {
       throw new DagDefinitionError(`${label}: a mapped task cannot be exclusiveBy a param`);
@@ -133,7 +139,10 @@ export function defineDag(definition: DagDefinition): DagSnapshot {
     if (task.map && byId.get(task.map.over)?.branch) {
       throw new DagDefinitionError(`${label}: cannot map over branch task '${task.map.over}'`);
     }
-    snapshots.set(task.id, snapshotTask(task, upstream, dag.defaults ?? {}, dag.maxActiveTasks ?? DEFAULT_MAX_ACTIVE_TASKS, label));
+    snapshots.set(
+      task.id,
+      snapshotTask(task, upstream, dag.defaults ?? {}, dag.maxActiveTasks ?? DEFAULT_MAX_ACTIVE_TASKS, label),
+    );
   }
 
   const snapshot: DagSnapshot = {

@@ -10,7 +10,9 @@ export function durationToMs(value: Duration, what: string): number {
     ms = NaN;
   }
   if (!Number.isFinite(ms) || ms < 0) {
-    throw new TypeError(`${what}: ${JSON.stringify(value)} is not a duration (use milliseconds or e.g. '30s', '5m', '2h', '1d')`);
+    throw new TypeError(
+      `${what}: ${JSON.stringify(value)} is not a duration (use milliseconds or e.g. '30s', '5m', '2h', '1d')`,
+    );
   }
   return ms;
 }

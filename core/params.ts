@@ -19,7 +19,8 @@ export function resolveParams(dag: DagSnapshot, given: Record<string, unknown>):
     const raw = given[name];
     if (raw === undefined || raw === '') {
       if (spec.default !== undefined) resolved[name] = spec.default;
-      else if (spec.required) problems.push(`param '${name}' is required${spec.description ? ` (${spec.description})` : ''}`);
+      else if (spec.required)
+        problems.push(`param '${name}' is required${spec.description ? ` (${spec.description})` : ''}`);
       continue;
     }
     const checked = checkParam(name, spec, raw);
@@ -37,8 +38,10 @@ function checkParam(name: string, spec: ParamSpec, raw: unknown): { value: Json 
   switch (spec.type) {
     case 'string': {
       if (typeof raw !== 'string') return `param '${name}' must be a string, got ${shown}`;
-      if (spec.enum && !spec.enum.includes(raw)) return `param '${name}' must be one of ${spec.enum.join(', ')}, got ${shown}`;
-      if (spec.pattern && !new RegExp(spec.pattern).test(raw)) return `param '${name}' must match /${spec.pattern}/, got ${shown}`;
+      if (spec.enum && !spec.enum.includes(raw))
+        return `param '${name}' must be one of ${spec.enum.join(', ')}, got ${shown}`;
+      if (spec.pattern && !new RegExp(spec.pattern).test(raw))
+        return `param '${name}' must match /${spec.pattern}/, got ${shown}`;
       return { value: raw };
     }
     case 'integer':

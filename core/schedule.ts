@@ -26,7 +26,8 @@ export function intervalsBetween(timing: ScheduleTiming, from: Date, to: Date, l
   while (start.getTime() <= to.getTime()) {
     const end = nextFireTime(timing, start);
     intervals.push({ start: start.toISOString(), end: end.toISOString() });
-    if (intervals.length > limit) throw new RangeError(`more than ${limit} intervals between ${from.toISOString()} and ${to.toISOString()}`);
+    if (intervals.length > limit)
+      throw new RangeError(`more than ${limit} intervals between ${from.toISOString()} and ${to.toISOString()}`);
     start = end;
   }
   return intervals;

@@ -52,7 +52,14 @@ export type DagRunState = 'running' | 'success' | 'failed' | 'cancelled';
 
 export type ParamSpec =
   | { type: 'string'; default?: string; enum?: string[]; pattern?: string; description?: string; required?: boolean }
-  | { type: 'integer' | 'number'; default?: number; min?: number; max?: number; description?: string; required?: boolean }
+  | {
+      type: 'integer' | 'number';
+      default?: number;
+      min?: number;
+      max?: number;
+      description?: string;
+      required?: boolean;
+    }
   | { type: 'boolean'; default?: boolean; description?: string; required?: boolean };
 
 export interface TaskOptions {
@@ -219,7 +226,11 @@ export interface TaskStatus extends TaskInstanceStatus {
   taskId: string;
   activity: string;
   /** For mapped tasks: how many instances there are and how many are in each state. */
-  mapped?: { total: number; states: Partial<Record<TaskState, number>>; errors: { mapIndex: number; error: TaskError }[] };
+  mapped?: {
+    total: number;
+    states: Partial<Record<TaskState, number>>;
+    errors: { mapIndex: number; error: TaskError }[];
+  };
 }
 
 /** Answer of the runner's `status` query, and the run's result. */

@@ -8,7 +8,14 @@ import { exampleFanout } from '../dags/example';
 import { createExampleActivities } from '../activities/example';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import type { DagSnapshot, Json } from '../core/types';
-import { createTestActivities, diamondDag, EventLog, mapDag, retryDag, triggerRuleDag } from '../test/fixtures/test-dags';
+import {
+  createTestActivities,
+  diamondDag,
+  EventLog,
+  mapDag,
+  retryDag,
+  triggerRuleDag,
+} from '../test/fixtures/test-dags';
 import { withTestWorker } from '../test/support';
 
 const runs: { name: string; dag: DagSnapshot; params?: Record<string, Json> }[] = [

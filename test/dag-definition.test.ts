@@ -79,10 +79,19 @@ describe('defineDag', () => {
       /DAG 'd', task 'a': unknown upstream task 'nope'/,
     );
     assert.match(
-      definitionError({ id: 'd', tasks: [{ id: 'a', activity: 'x' }, { id: 'a', activity: 'y' }] }),
+      definitionError({
+        id: 'd',
+        tasks: [
+          { id: 'a', activity: 'x' },
+          { id: 'a', activity: 'y' },
+        ],
+      }),
       /DAG 'd': duplicate task id 'a'/,
     );
-    assert.match(definitionError({ id: 'd', tasks: [{ id: 'a', activity: 'x', retries: -1 }] }), /DAG 'd', task 'a': retries/);
+    assert.match(
+      definitionError({ id: 'd', tasks: [{ id: 'a', activity: 'x', retries: -1 }] }),
+      /DAG 'd', task 'a': retries/,
+    );
     assert.match(
       definitionError({ id: 'd', tasks: [{ id: 'a', activity: 'x', triggerRule: 'sometimes' }] }),
       /DAG 'd', task 'a': triggerRule/,

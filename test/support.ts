@@ -30,9 +30,9 @@ export async function withTestWorker<T>(
 ): Promise<T> {
   if (!runtimeInstalled) {
     Runtime.install({
-    logger: new DefaultLogger('ERROR'),
-    telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
-  });
+      logger: new DefaultLogger('ERROR'),
+      telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
+    });
     runtimeInstalled = true;
   }
   const { temporal } = await testServices();

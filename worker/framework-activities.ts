@@ -7,15 +7,26 @@ import type { LockRequest, resourceLock } from '../workflows/resource-lock';
 export function createFrameworkActivities() {
   return {
     /** Queues a lock request, starting the resource's lock workflow if it is not running. */
-    async tempoflowRequestLock({ lockId, request, taskQueue }: { lockId: string; request: LockRequest; taskQueue: string }) {
-      await Context.current().client.workflow.signalWithStart<typeof resourceLock, [LockRequest]>(RESOURCE_LOCK_WORKFLOW, {
-        workflowId: lockId,
-        taskQueue,
-        args: [[]],
-        signal: acquireLockSignal,
-        signalArgs: [request],
-        staticSummary: `lock for ${lockId.replace(/^lock__/, '')}`,
-      });
+    async tempoflowRequestLock({
+      lockId,
+      request,
+      taskQueue,
+    }: {
+      lockId: string;
+      request: LockRequest;
+      taskQueue: string;
+    }) {
+      await Context.current().client.workflow.signalWithStart<typeof resourceLock, [LockRequest]>(
+        RESOURCE_LOCK_WORKFLOW,
+        {
+          workflowId: lockId,
+          taskQueue,
+          args: [[]],
+          signal: acquireLockSignal,
+          signalArgs: [request],
+          staticSummary: `lock for ${lockId.replace(/^lock__/, '')}`,
+        },
+      );
     },
     /** The state of each existing run by id ('success', 'failed', 'running', ...); absent ids have no run. */
     async tempoflowFindRuns({ runIds }: { runIds: string[] }): Promise<Record<string, string>> {
@@ -28,7 +39,11 @@ export function createFrameworkActivities() {
           const finished = recorded === 'success' || recorded === 'failed' || recorded === 'cancelled';
           // A run that ended outside the runner's control (terminated, timed out) never recorded its state.
           found[runId] =
-            description.status.name === 'RUNNING' ? 'running' : finished ? recorded : description.status.name.toLowerCase();
+            description.status.name === 'RUNNING'
+              ? 'running'
+              : finished
+                ? recorded
+                : description.status.name.toLowerCase();
         } catch (err) {
           if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
         }

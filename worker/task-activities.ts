@@ -21,7 +21,9 @@ export function checkActivitiesCover(dags: readonly DagSnapshot[], activities: R
  * Wraps task activities with what every task needs: the output size limit, and errors turned into Temporal
  * failures that keep their message and type (non-retryable ones stop the task's retries).
  */
-export function wrapTaskActivities(activities: Record<string, TaskActivity>): Record<string, (ctx: TaskContext) => Promise<Json>> {
+export function wrapTaskActivities(
+  activities: Record<string, TaskActivity>,
+): Record<string, (ctx: TaskContext) => Promise<Json>> {
   return Object.fromEntries(
     Object.entries(activities).map(([name, run]) => [
       name,

@@ -84,7 +84,11 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
     const requestId = `${runId}/${task.id}/${uuid4()}`;
     const { retry } = task;
     const leaseMs = task.executionTimeoutMs * retry.maxAttempts + retry.maxDelayMs * retry.maxAttempts + 60_000;
-    await requestLock({ lockId, request: { requesterId: runId, requestId, leaseMs }, taskQueue: workflowInfo().taskQueue });
+    await requestLock({
+      lockId,
+      request: { requesterId: runId, requestId, leaseMs },
+      taskQueue: workflowInfo().taskQueue,
+    });
     try {
       await condition(() => granted.has(requestId));
       return await fn();
@@ -224,7 +228,7 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
 
   /** Starts, skips or fails waiting tasks until nothing more can be decided now. */
   const advance = () => {
-    for (let progressed = true; progressed; ) {
+    for (let progressed = true; progressed;) {
       progressed = false;
       for (const task of dag.tasks) {
         const st = taskStatus.get(task.id)!;

@@ -1,5 +1,13 @@
 import { condition, isCancellation } from '@temporalio/workflow';
-import type { Json, TaskContext, TaskError, TaskInstanceStatus, TaskSnapshot, TaskState, TaskStatus } from '../core/types';
+import type {
+  Json,
+  TaskContext,
+  TaskError,
+  TaskInstanceStatus,
+  TaskSnapshot,
+  TaskState,
+  TaskStatus,
+} from '../core/types';
 import { runTaskInstance, TaskInstanceFailed } from './task-instance';
 
 /** Counting semaphore for task instances running at once (deterministic: workflow code). */

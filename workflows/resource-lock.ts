@@ -1,10 +1,4 @@
-import {
-  condition,
-  continueAsNew,
-  defineSignal,
-  getExternalWorkflowHandle,
-  setHandler,
-} from '@temporalio/workflow';
+import { condition, continueAsNew, defineSignal, getExternalWorkflowHandle, setHandler } from '@temporalio/workflow';
 
 /**
  * A lock per resource (e.g. one output location), so tasks that write it run one at a time across all runs,

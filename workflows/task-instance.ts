@@ -84,7 +84,8 @@ export function describeError(err: unknown): TaskError {
     return { message: root.message, ...(root.type ? { type: root.type } : {}) };
   }
   if (root instanceof TimeoutFailure) {
-    const kind = root.timeoutType === 'HEARTBEAT' ? 'heartbeat timeout (no heartbeat from the worker)' : 'execution timeout';
+    const kind =
+      root.timeoutType === 'HEARTBEAT' ? 'heartbeat timeout (no heartbeat from the worker)' : 'execution timeout';
     return { message: `attempt exceeded its ${kind}`, type: 'Timeout' };
   }
   if (root instanceof Error) return { message: root.message, type: root.name };
