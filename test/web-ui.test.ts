@@ -61,10 +61,19 @@ it('finds a run by DagId in the Web UI and shows its tasks as named activities',
         const query = encodeURIComponent(`DagId="${diamondDag.id}"`);
         await openUntilVisible(page, `${temporal.uiUrl}/namespaces/${ns}/workflows?query=${query}`, run.runId);
 
+        console.log('LISTURL', page.url());
+        console.log('LIST', (await page.locator('body').innerText()).slice(0, 3000));
+        const inputs = await page.locator('input').evaluateAll((els) => els.map((e) => [e.getAttribute('data-testid'), e.getAttribute('id'), (e as HTMLInputElement).value]));
+        console.log('INPUTS', JSON.stringify(inputs));
+        console.log('ROWS', await page.locator('table tbody tr').count(), await page.getByRole('link', { name: run.runId }).count());
         await page.getByRole('link', { name: run.runId }).first().click();
         await page.waitForURL(/\/workflows\/[^/]+\/[^/]+/, { timeout: 15_000 });
         // The run's static summary names the DAG and logical date.
         await page.getByText(`logical date ${run.input.logicalDate}`).first().waitFor({ timeout: 15_000 });
+        console.log('RUNURL', page.url());
+        const body = await page.locator('body').innerText();
+        for (const m of body.matchAll(/.{0,80}(logical date|task [abcd]|testUpstream).{0,80}/g)) console.log('HIT', JSON.stringify(m[0]));
+        console.log('LD', await page.getByText(`logical date ${run.input.logicalDate}`).evaluateAll((els) => els.map((e) => e.outerHTML.slice(0, 300))));
         // Every task is an activity named by its task.
         const historyUrl = page.url().replace(/\/(history|summary|timeline)?$/, '') + '/history';
         await openUntilVisible(page, historyUrl, 'testUpstream');
@@ -77,6 +86,8 @@ it('finds a run by DagId in the Web UI and shows its tasks as named activities',
         ]) {
           await page.getByText(`${activity} • task ${task}`).first().waitFor({ timeout: 10_000 });
         }
+        console.log('TL', await page.getByText('testRecord • task a').evaluateAll((els) => els.map((e) => e.outerHTML.slice(0, 300))));
+        console.log('HIST', (await page.locator('body').innerText()).split('Event History')[1]?.slice(0, 1500));
         mkdirSync(ARTIFACTS, { recursive: true });
         await page.screenshot({ path: join(ARTIFACTS, 'web-ui-run.png'), fullPage: true });
       } finally {

@@ -120,6 +120,21 @@ export const TABLE_LAYOUT: Record<TableName, { select: string; orderBy: string; 
   },
 };
 
+/**
+ * Writes a table of the connection to `dir` in its lake layout: sorted, hive-partitioned where the layout says,
+ * and with file names carrying the run's token, so a publish never overwrites the previous run's keys in place.
+ */
+export async function writeTable(conn: DuckDBConnection, table: TableName, dir: string, token: string): Promise<void> {
+  const layout = TABLE_LAYOUT[table];
+  await mkdir(dir, { recursive: true });
+  const query = `SELECT ${layout.select} FROM "${table}" ORDER BY ${layout.orderBy}`;
+  const options = layout.partitionBy
+    ? `FORMAT parquet, COMPRESSION zstd, PARTITION_BY (${layout.partitionBy.join(', ')}), FILENAME_PATTERN 'part-${token}-{i}'`
+    : 'FORMAT parquet, COMPRESSION zstd';
+  const file = layout.partitionBy ? dir : path.join(dir, `part-${token}-0.parquet`);
+  await conn.run(`COPY (${query}) TO ${sqlString(file)} (${options})`);
+}
+
 async function countFiles(dir: string): Promise<number> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries.filter((e) => e.isFile() && e.name.endsWith('.parquet')).length;
@@ -158,16 +173,7 @@ export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesRes
         await conn.run(`SET partitioned_write_flush_threshold = ${Math.max(256, Math.floor(memory / 1e6))}`);
         const counts = {} as Record<TableName, number>;
         for (const t of TABLES) {
-          const layout = TABLE_LAYOUT[t];
-          const target = path.join(out, t);
-          await mkdir(target, { recursive: true });
-          const query = `SELECT ${layout.select} FROM ${t} ORDER BY ${layout.orderBy}`;
-          // File names carry the run's token: a publish never overwrites the previous run's keys in place.
-          const options = layout.partitionBy
-            ? `FORMAT parquet, COMPRESSION zstd, PARTITION_BY (${layout.partitionBy.join(', ')}), FILENAME_PATTERN 'part-${token}-{i}'`
-            : 'FORMAT parquet, COMPRESSION zstd';
-          const file = layout.partitionBy ? target : path.join(target, `part-${token}-0.parquet`);
-          await conn.run(`COPY (${query}) TO ${sqlString(file)} (${options})`);
+          await writeTable(conn, t, path.join(out, t), token);
           const r = await conn.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM ${t}`);
           counts[t] = Number(r.getRowObjectsJS()[0]?.n ?? 0);
         }

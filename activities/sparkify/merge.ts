@@ -1,10 +1,9 @@
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { DataInterval } from '../../core/types';
 import type { Store } from '../storage/store';
 import { joinUri } from '../storage/uri';
-import { TABLE_LAYOUT } from './build-tables';
-import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
+import { writeTable } from './build-tables';
+import { type DuckDbSettings, withDuckDb, withScratch } from './duckdb';
 import { QualityCheckError } from './errors';
 import { type TableName, runPaths, runToken } from './paths';
 import { downloadAll } from './transfer';
@@ -93,18 +92,7 @@ export async function mergeIntoLake(args: MergeArgs): Promise<{ merged: boolean 
             `merging run ${runId} into ${output} would break the lake: ${problems.map(([k, n]) => `${k} ${Number(n)}`).join(', ')}`,
           );
         }
-        for (const table of MERGED) {
-          const layout = TABLE_LAYOUT[table];
-          const target = path.join(out, table);
-          await mkdir(target, { recursive: true });
-          const options = layout.partitionBy
-            ? `FORMAT parquet, COMPRESSION zstd, PARTITION_BY (${layout.partitionBy.join(', ')}), FILENAME_PATTERN 'part-${token}-{i}'`
-            : 'FORMAT parquet, COMPRESSION zstd';
-          const file = layout.partitionBy ? target : path.join(target, `part-${token}-0.parquet`);
-          await conn.run(
-            `COPY (SELECT ${layout.select} FROM "${table}" ORDER BY ${layout.orderBy}) TO ${sqlString(file)} (${options})`,
-          );
-        }
+        for (const table of MERGED) await writeTable(conn, table, path.join(out, table), token);
       },
       args.signal,
       { preserveOrder: true },
