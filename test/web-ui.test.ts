@@ -57,38 +57,44 @@ it('finds a run by DagId in the Web UI and shows its tasks as named activities',
       });
       try {
         const page = await browser.newPage();
+        mkdirSync(ARTIFACTS, { recursive: true });
         const ns = encodeURIComponent(temporal.namespace);
         const query = encodeURIComponent(`DagId="${diamondDag.id}"`);
+        // The workflow list, filtered by the query in the URL (Web UI 2.x: `?query=`).
         await openUntilVisible(page, `${temporal.uiUrl}/namespaces/${ns}/workflows?query=${query}`, run.runId);
+        // The UI took the query as a DagId filter (not an unfiltered list that happens to hold the run).
+        const chip = page.locator('input[data-testid^="dropdown-filter-chip-DagId"]').first();
+        assert.equal(await chip.inputValue({ timeout: 10_000 }), diamondDag.id);
+        await page.screenshot({ path: join(ARTIFACTS, 'web-ui-list.png') });
 
-        console.log('LISTURL', page.url());
-        console.log('LIST', (await page.locator('body').innerText()).slice(0, 3000));
-        const inputs = await page.locator('input').evaluateAll((els) => els.map((e) => [e.getAttribute('data-testid'), e.getAttribute('id'), (e as HTMLInputElement).value]));
-        console.log('INPUTS', JSON.stringify(inputs));
-        console.log('ROWS', await page.locator('table tbody tr').count(), await page.getByRole('link', { name: run.runId }).count());
         await page.getByRole('link', { name: run.runId }).first().click();
-        await page.waitForURL(/\/workflows\/[^/]+\/[^/]+/, { timeout: 15_000 });
+        await page.waitForURL(/\/workflows\/[^/]+\/[^/]+\/history/, { timeout: 15_000 });
         // The run's static summary names the DAG and logical date.
-        await page.getByText(`logical date ${run.input.logicalDate}`).first().waitFor({ timeout: 15_000 });
-        console.log('RUNURL', page.url());
-        const body = await page.locator('body').innerText();
-        for (const m of body.matchAll(/.{0,80}(logical date|task [abcd]|testUpstream).{0,80}/g)) console.log('HIT', JSON.stringify(m[0]));
-        console.log('LD', await page.getByText(`logical date ${run.input.logicalDate}`).evaluateAll((els) => els.map((e) => e.outerHTML.slice(0, 300))));
-        // Every task is an activity named by its task.
-        const historyUrl = page.url().replace(/\/(history|summary|timeline)?$/, '') + '/history';
-        await openUntilVisible(page, historyUrl, 'testUpstream');
-        // The timeline labels each activity with its type and its summary, `task <id>`.
-        for (const [activity, task] of [
-          ['testRecord', 'a'],
-          ['testRecord', 'b'],
-          ['testRecord', 'c'],
-          ['testUpstream', 'd'],
-        ]) {
-          await page.getByText(`${activity} • task ${task}`).first().waitFor({ timeout: 10_000 });
+        await page
+          .getByText(`${diamondDag.id} · logical date ${run.input.logicalDate}`)
+          .first()
+          .waitFor({ timeout: 15_000 });
+        // The timeline labels each activity `<activity type> • <summary>`: one per task, named by its task
+        // (text that only activity events produce; the DAG in the run's input names activity types too).
+        const expected = ['testRecord • task a', 'testRecord • task b', 'testRecord • task c', 'testUpstream • task d'];
+        for (const label of expected) await page.getByText(label, { exact: true }).first().waitFor({ timeout: 15_000 });
+        const labels = await page
+          .locator('svg text')
+          .filter({ hasText: /^test\w+ • task \w+$/ })
+          .allTextContents();
+        assert.deepEqual([...new Set(labels.map((l) => l.trim()))].sort(), expected);
+
+        // The page scrolls inside #content-wrapper, so a "full page" shot is only the viewport: grow the
+        // viewport until the content fits (it reflows once resized), bounded.
+        for (let i = 0, height = 0; i < 4; i++) {
+          const needed = await page
+            .locator('#content-wrapper')
+            .evaluate((el: { scrollHeight: number }) => el.scrollHeight);
+          if (needed <= height) break;
+          height = Math.min(needed + 40, 8000);
+          await page.setViewportSize({ width: 1400, height });
+          await page.waitForTimeout(300);
         }
-        console.log('TL', await page.getByText('testRecord • task a').evaluateAll((els) => els.map((e) => e.outerHTML.slice(0, 300))));
-        console.log('HIST', (await page.locator('body').innerText()).split('Event History')[1]?.slice(0, 1500));
-        mkdirSync(ARTIFACTS, { recursive: true });
         await page.screenshot({ path: join(ARTIFACTS, 'web-ui-run.png'), fullPage: true });
       } finally {
         await browser.close();
