@@ -132,7 +132,23 @@ export async function writeTable(conn: DuckDBConnection, table: TableName, dir: 
     ? `FORMAT parquet, COMPRESSION zstd, PARTITION_BY (${layout.partitionBy.join(', ')}), FILENAME_PATTERN 'part-${token}-{i}'`
     : 'FORMAT parquet, COMPRESSION zstd';
   const file = layout.partitionBy ? dir : path.join(dir, `part-${token}-0.parquet`);
-  await conn.run(`COPY (${query}) TO ${sqlString(file)} (${options})`);
+  if (!layout.partitionBy) {
+    await conn.run(`COPY (${query}) TO ${sqlString(file)} (${options})`);
+    return;
+  }
+  // Keeping insertion order across thousands of partitions (songs: one per artist) slows the write; one thread
+  // writes the sorted rows in order anyway, so the files are the same on every run.
+  const setting = async (name: string) =>
+    String((await conn.runAndReadAll(`SELECT current_setting('${name}')::VARCHAR AS v`)).getRowObjectsJS()[0]?.v);
+  const threads = await setting('threads');
+  const order = await setting('preserve_insertion_order');
+  await conn.run('SET threads = 1');
+  await conn.run('SET preserve_insertion_order = false');
+  try {
+    await conn.run(`COPY (${query}) TO ${sqlString(file)} (${options})`);
+  } finally {
+    await conn.run(`SET threads = ${Number(threads)}; SET preserve_insertion_order = ${order === 'true'}`);
+  }
 }
 
 async function countFiles(dir: string): Promise<number> {
