@@ -6,7 +6,8 @@ import { defineDag } from '../core/dag';
  * `<output>/_staging/<run>/`); nothing is published unless every table is built and passes the quality checks.
  *
  * Daily: a scheduled or backfilled run reads its day's log files and merges them into the lake (publish, one
- * run at a time per output); a run without an interval rebuilds the lake from all the input.
+ * run at a time per output); a run without an interval rebuilds the lake from all the input. Songs and artists
+ * are rebuilt only when the song input changed since they were published (key, ETag and size of every file).
  */
 export const sparkifyDag = defineDag({
   id: 'sparkify_etl',
@@ -25,6 +26,11 @@ export const sparkifyDag = defineDag({
       max: 1,
       description: 'largest share of unreadable records (sent to _rejects/) before the run fails',
     },
+    rebuildSongs: {
+      type: 'boolean',
+      default: false,
+      description: 'rebuild songs and artists even when the song input is unchanged since they were published',
+    },
   },
   schedule: { cron: '0 0 * * *' },
   defaults: { retries: 2, retryDelay: '10s', executionTimeout: '1h', heartbeatTimeout: '2m' },
@@ -34,7 +40,7 @@ export const sparkifyDag = defineDag({
       id: 'stage_songs',
       activity: 'sparkifyStageSongs',
       map: { over: 'list_inputs', field: 'songChunks', maxActive: 8 },
-      description: 'one chunk of song files to staging Parquet; bad records to _rejects/',
+      description: 'one chunk of song files to staging Parquet; bad records to _rejects/ (none: songs unchanged)',
     },
     {
       id: 'stage_logs',

@@ -60,13 +60,15 @@ try {
     taskQueue,
   });
   const built = status.outputs.build_tables as
-    { rows?: Record<string, number>; rejects?: { message: string } } | undefined;
+    { rows?: Record<string, number>; songsReusedFrom?: string | null; rejects?: { message: string } } | undefined;
   const quality = status.outputs.validate as
     { passed: boolean; checks: { name: string; passed: boolean; detail: string }[] } | undefined;
   say('');
   say(style.bold(`run ${status.state}: ${status.runId}`));
   if (built?.rows) {
     say(style.bold('tables in ./lake'));
+    if (built.songsReusedFrom)
+      say(`  songs, artists kept: the song input is unchanged since run ${built.songsReusedFrom}`);
     for (const [table, rows] of Object.entries(built.rows))
       say(`  ${table.padEnd(10)} ${rows.toLocaleString('en-US').padStart(8)} rows`);
     if (built.rejects) say(`  rejects: ${built.rejects.message}`);

@@ -96,6 +96,23 @@ void describe('the sparkify DAG on the runner', { skip: noTemporal }, () => {
       assert.equal((await readPublished(store, output, 'songplays')).length, exp.nextSongEvents);
       const lake = await Promise.all(TABLES.map((t) => readPublished(store, output, t)));
 
+      // A re-run of one day: the song input is unchanged, so no song chunk is staged and songs stay published.
+      const nextDay = await waitForRun(
+        (
+          await triggerDagRun(client, sparkifyDag, {
+            taskQueue,
+            params: { input, output },
+            dataInterval: { start: '2018-11-03T00:00:00Z', end: '2018-11-04T00:00:00Z' },
+          })
+        ).handle,
+      );
+      assert.equal(nextDay.state, 'success');
+      assert.equal((nextDay.outputs.list_inputs as { songsReusedFrom: unknown }).songsReusedFrom, run.runId);
+      assert.equal(nextDay.tasks.find((t) => t.taskId === 'stage_songs')?.state, 'skipped');
+      const checks = (nextDay.outputs.validate as { checks: { name: string; passed: boolean }[] }).checks;
+      assert.ok(checks.some((c) => c.name === 'songs and artists kept' && c.passed));
+      assert.deepEqual(await Promise.all(TABLES.map((t) => readPublished(store, output, t))), lake);
+
       // One unreadable line among few records: over 1%, so build_tables fails at once and nothing is published.
       const bad = await tmp('bad');
       await store.copyPrefix(`${input}/song_data`, `${bad}/song_data`);

@@ -17,6 +17,7 @@ import {
   readPublished,
   runPaths,
   runSparkifyPipeline,
+  runToken,
   stageLogs,
   stageSongs,
   validate,
@@ -96,14 +97,54 @@ void describe('pipeline on generated data (local directories)', () => {
     assert.ok(keys.filter((k) => !k.startsWith('_')).every((k) => TABLES.some((t) => k.startsWith(`${t}/`))));
   });
 
-  void test('a second run of the same input gives identical tables', async () => {
-    await runSparkifyPipeline({ store, input, output, runId: 'run-2' });
+  void test('a second run of the same input gives identical tables, keeping the unchanged songs', async () => {
+    const run = await runSparkifyPipeline({ store, input, output, runId: 'run-2' });
+    assert.equal(run.list.songsReusedFrom, 'run-1');
+    assert.deepEqual(run.list.songChunks, [], 'unchanged song files are not staged again');
+    assert.deepEqual(Object.keys(run.build.rows).sort(), ['songplays', 'time', 'users']);
     const second = await lake(output);
     assert.deepEqual(second, first);
-    // The previous run's files are gone, not merged in.
-    const tableFiles = (await filesUnder(output)).filter((k) => k.endsWith('.parquet'));
-    const tokens = new Set(tableFiles.map((k) => /part-([0-9a-f]+)-/.exec(k)?.[1]));
-    assert.equal(tokens.size, 1);
+    // The previous run's play tables are gone, not merged in; songs and artists are still run-1's files.
+    const tokenOf = (k: string) => /part-([0-9a-f]+)-/.exec(k)?.[1];
+    const tableFiles = (await filesUnder(output)).filter((k) => k.endsWith('.parquet') && !k.startsWith('_'));
+    const tokens = (prefixes: string[]) =>
+      new Set(tableFiles.filter((k) => prefixes.some((p) => k.startsWith(`${p}/`))).map(tokenOf));
+    assert.deepEqual([...tokens(['songs', 'artists'])], [runToken('run-1')]);
+    assert.deepEqual([...tokens(['users', 'time', 'songplays'])], [runToken('run-2')]);
+  });
+
+  void test('songs and artists are rebuilt when a song file changes, or when asked', async () => {
+    const songFile = (await store.list(path.join(input, 'song_data'))).find((o) => o.key.endsWith('.json'));
+    assert.ok(songFile);
+    const original = await store.read(songFile.uri);
+    const song = JSON.parse(original.toString()) as { song_id: string; title: string };
+    await store.write(songFile.uri, JSON.stringify({ ...song, title: `${song.title} (Remastered)` }));
+    try {
+      const changed = await runSparkifyPipeline({ store, input, output, runId: 'run-changed' });
+      assert.equal(changed.list.songsReusedFrom, null);
+      assert.equal(changed.build.rows.songs, exp.songs);
+      const titles = (await readPublished(store, output, 'songs')).filter((s) => s.song_id === song.song_id);
+      assert.deepEqual(
+        titles.map((s) => s.title),
+        [`${song.title} (Remastered)`],
+      );
+    } finally {
+      await store.write(songFile.uri, original);
+    }
+    const restored = await runSparkifyPipeline({ store, input, output, runId: 'run-restored' });
+    assert.equal(restored.list.songsReusedFrom, null, 'the rewritten file has a new ETag: songs are rebuilt');
+    assert.deepEqual(await lake(output), first);
+    const again = await runSparkifyPipeline({ store, input, output, runId: 'run-again' });
+    assert.equal(again.list.songsReusedFrom, 'run-restored');
+    const forced = await runSparkifyPipeline({ store, input, output, runId: 'run-forced', rebuildSongs: true });
+    assert.equal(forced.list.songsReusedFrom, null);
+    assert.equal(forced.build.rows.artists, exp.artists);
+    assert.deepEqual(await lake(output), first);
+    const state = JSON.parse((await store.read(path.join(output, '_state/songs.json'))).toString()) as {
+      runId: string;
+      files: number;
+    };
+    assert.deepEqual([state.runId, state.files], ['run-forced', exp.songFiles]);
   });
 
   void test('a data interval selects the daily log files in [start, end)', async () => {
@@ -305,7 +346,7 @@ void describe('validation', () => {
     const lakeBefore = await lake(output);
 
     const runId = 'tampered';
-    const list = await listInputs({ store, input, output, runId });
+    const list = await listInputs({ store, input, output, runId, rebuildSongs: true });
     const stages = [
       ...(await Promise.all(list.songChunks.map((m) => stageSongs({ store, manifest: m, output, runId })))),
       ...(await Promise.all(list.logChunks.map((m) => stageLogs({ store, manifest: m, output, runId })))),
@@ -412,7 +453,7 @@ void describe('rules', () => {
     });
     assert.equal(run.build.rows.songplays, 0);
 
-    const list = await listInputs({ store, input, output, runId: 'cancelled' });
+    const list = await listInputs({ store, input, output, runId: 'cancelled', rebuildSongs: true });
     const aborted = AbortSignal.abort();
     await assert.rejects(
       stageSongs({ store, manifest: list.songChunks[0] ?? '', output, runId: 'cancelled', signal: aborted }),

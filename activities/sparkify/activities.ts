@@ -91,13 +91,15 @@ const json = (x: unknown): Json => JSON.parse(JSON.stringify(x)) as Json;
 
 /**
  * The Sparkify DAG's task activities. Data moves by URI (manifests, staged Parquet); outputs are small JSON.
- * - `sparkifyListInputs`: params `input`, `output`; `ctx.dataInterval` picks daily log files.
- *   Returns `{ songChunks: string[], logChunks: string[], songFiles, logFiles, bytes, skippedLogFiles }`.
+ * - `sparkifyListInputs`: params `input`, `output`, `rebuildSongs`; `ctx.dataInterval` picks daily log files.
+ *   Returns `{ songChunks: string[], logChunks: string[], songFiles, logFiles, bytes, skippedLogFiles,
+ *   songsReusedFrom }` (no song chunks when the song input is unchanged since the published songs).
  * - `sparkifyStageSongs` / `sparkifyStageLogs`: mapped; `ctx.item` is one manifest URI. Return a `StageResult`
  *   `{ kind, files, bytes, records, rejected, plays, part, rejects }`.
  * - `sparkifyBuildTables`: upstream = the staging tasks (lists of StageResult). Fails (non-retryable
  *   `RejectRateError`) when rejects exceed param `maxRejectRate` (default 0.01); else builds the tables.
- *   Returns `{ rows: {songs, artists, users, time, songplays}, files, tables, stageTotals, rejects }`.
+ *   Returns `{ rows: {songs?, artists?, users, time, songplays}, files, tables, songsReusedFrom, stageTotals,
+ *   rejects }`.
  * - `sparkifyValidate`: upstream `build_tables`. Returns `{ passed, checks, report }`; fails (non-retryable
  *   `QualityCheckFailed`) when a check fails, so publish does not run.
  * - `sparkifyPublish`: swaps the staged tables into `output`. Returns `{ files: {table: n}, swapped }`.
@@ -113,6 +115,7 @@ export function createSparkifyActivities(deps: SparkifyActivityDeps) {
           output: stringParam(ctx, 'output'),
           runId: ctx.runId,
           dataInterval: ctx.dataInterval,
+          rebuildSongs: ctx.params.rebuildSongs === true,
         }),
       ),
     ),

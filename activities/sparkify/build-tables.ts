@@ -5,7 +5,8 @@ import type { Store } from '../storage/store';
 
 import { downloadAll } from './transfer';
 import { type DuckDbSettings, parseSize, sqlString, withDuckDb, withScratch } from './duckdb';
-import { type OnProgress, TABLES, type TableName, runPaths, runToken } from './paths';
+import { type OnProgress, SONG_TABLES, TABLES, type TableName, lakeStatePaths, runPaths, runToken } from './paths';
+import { assertSongsStillPublished, readSongInput } from './song-state';
 import { EVENT_COLUMNS, SONG_COLUMNS, columnsDdl } from './schema';
 
 export interface BuildTablesArgs {
@@ -18,12 +19,14 @@ export interface BuildTablesArgs {
 }
 
 export interface BuildTablesResult {
-  /** Rows per table. */
-  rows: Record<TableName, number>;
+  /** Rows per table built (songs and artists are absent when the published ones are kept). */
+  rows: Partial<Record<TableName, number>>;
   /** Table files written. */
   files: number;
   /** URI of the staged tables (`<output>/_staging/<run>/tables`). */
   tables: string;
+  /** The run whose published songs and artists this run keeps, or null when it built them. */
+  songsReusedFrom: string | null;
 }
 
 /** Loads the staged Parquet parts (already local) into typed tables; no parts gives an empty table. */
@@ -45,10 +48,11 @@ export async function loadStaged(conn: DuckDBConnection, localDir: string): Prom
 }
 
 /**
- * The star schema as SQL over `staged_songs` / `staged_events`. Every choice is deterministic (ties broken on
- * all columns), so the same input gives the same rows.
+ * The star schema as SQL over `staged_songs` / `staged_events`, in two parts: the song side (songs, artists and
+ * the lookup plays are matched with) and the play side (users, time, songplays; needs `song_lookup`). Every
+ * choice is deterministic (ties broken on all columns), so the same input gives the same rows.
  */
-export const MODEL_SQL = `
+export const SONG_MODEL_SQL = `
 -- One row per song_id, a song listed twice keeps the smallest (title, artist, duration, year, location) version.
 CREATE TABLE song_rows AS
 SELECT * EXCLUDE (rn) FROM (
@@ -67,6 +71,13 @@ SELECT artist_id, artist_name AS name, artist_location AS location, artist_latit
     artist_name, artist_location, artist_latitude, artist_longitude, song_id) AS rn
   FROM song_rows) WHERE rn = 1;
 
+-- A play matches the song with the same title, artist name and duration (the smallest song_id if several do).
+CREATE TABLE song_lookup AS
+SELECT title, artist_name, duration, min(song_id) AS song_id, arg_min(artist_id, song_id) AS artist_id
+FROM song_rows GROUP BY title, artist_name, duration;
+`;
+
+export const PLAY_MODEL_SQL = `
 -- NextSong plays, each event once: an event delivered twice (same ts, user, session, item) is one play.
 CREATE TABLE plays AS
 SELECT * EXCLUDE (rn) FROM (
@@ -85,11 +96,6 @@ SELECT start_time, hour(start_time) AS hour, day(start_time) AS day, week(start_
        isodow(start_time) AS weekday, year(start_time) AS year, month(start_time) AS month
 FROM (SELECT DISTINCT make_timestamp(ts * 1000) AS start_time FROM plays);
 
--- A play matches the song with the same title, artist name and duration (the smallest song_id if several do).
-CREATE TABLE song_lookup AS
-SELECT title, artist_name, duration, min(song_id) AS song_id, arg_min(artist_id, song_id) AS artist_id
-FROM song_rows GROUP BY title, artist_name, duration;
-
 CREATE TABLE songplays AS
 SELECT md5(concat_ws('|', p.ts, p.userId, p.sessionId, p.itemInSession)) AS songplay_id,
        make_timestamp(p.ts * 1000) AS start_time, CAST(p.userId AS BIGINT) AS user_id, p.level,
@@ -97,6 +103,9 @@ SELECT md5(concat_ws('|', p.ts, p.userId, p.sessionId, p.itemInSession)) AS song
        year(make_timestamp(p.ts * 1000)) AS year, month(make_timestamp(p.ts * 1000)) AS month
 FROM plays p LEFT JOIN song_lookup l ON l.title = p.song AND l.artist_name = p.artist AND l.duration = p.length;
 `;
+
+/** The whole star schema from staged songs and events. */
+export const MODEL_SQL = SONG_MODEL_SQL + PLAY_MODEL_SQL;
 
 /** How each table is written: its columns, sort order, and hive partition columns. */
 export const TABLE_LAYOUT: Record<TableName, { select: string; orderBy: string; partitionBy?: string[] }> = {
@@ -138,8 +147,10 @@ export async function writeTable(conn: DuckDBConnection, table: TableName, dir: 
   }
   // Keeping insertion order across thousands of partitions (songs: one per artist) slows the write; one thread
   // writes the sorted rows in order anyway, so the files are the same on every run.
-  const setting = async (name: string) =>
-    String((await conn.runAndReadAll(`SELECT current_setting('${name}')::VARCHAR AS v`)).getRowObjectsJS()[0]?.v);
+  const setting = async (name: string) => {
+    const r = await conn.runAndReadAll(`SELECT current_setting('${name}')::VARCHAR AS v`);
+    return r.getRowObjectsJS()[0]?.v as string;
+  };
   const threads = await setting('threads');
   const order = await setting('preserve_insertion_order');
   await conn.run('SET threads = 1');
@@ -159,11 +170,15 @@ async function countFiles(dir: string): Promise<number> {
 /**
  * Builds the star schema from the run's staged Parquet (downloaded to a scratch directory: DuckDB cannot read
  * S3 here) and writes each table as Parquet, sorted and hive-partitioned, to `<output>/_staging/<run>/tables/`.
+ * When `list_inputs` found the song input unchanged, songs and artists are not built: plays are matched with
+ * the lake's persisted song lookup instead. Otherwise the run's lookup goes to `_staging/<run>/` for publish.
  */
 export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesResult> {
   const { store } = args;
   const paths = runPaths(args.output, args.runId);
   const settings = args.duckdb ?? {};
+  const songInput = await readSongInput(store, args.output, args.runId);
+  await assertSongsStillPublished(store, args.output, songInput);
   return withScratch(settings, 'build', async (dir) => {
     const input = path.join(dir, 'staged');
     const songObjs = await store.list(paths.stagedSongs);
@@ -172,23 +187,37 @@ export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesRes
       ...songObjs.map((o) => ({ o, local: path.join(input, 'songs', o.key) })),
       ...eventObjs.map((o) => ({ o, local: path.join(input, 'events', o.key) })),
     ];
+    const lookupFile = path.join(dir, 'song_lookup.parquet');
+    if (songInput.reusedFrom) {
+      const uri = lakeStatePaths(args.output).songLookup;
+      all.push({ o: { uri, key: 'song_lookup.parquet', size: 0, etag: '' }, local: lookupFile });
+    }
     await downloadAll(store, all, { onProgress: args.onProgress, signal: args.signal });
 
     const out = path.join(dir, 'tables');
     const token = runToken(args.runId);
+    const tables = songInput.reusedFrom ? TABLES.filter((t) => !SONG_TABLES.includes(t)) : TABLES;
     const rows = await withDuckDb(
       settings,
       dir,
       async (conn) => {
         await loadStaged(conn, input);
-        await conn.run(MODEL_SQL);
+        if (songInput.reusedFrom) {
+          await conn.run(`CREATE TABLE song_lookup AS SELECT * FROM read_parquet(${sqlString(lookupFile)})`);
+        } else {
+          await conn.run(SONG_MODEL_SQL);
+          await conn.run(
+            `COPY (SELECT * FROM song_lookup ORDER BY ALL) TO ${sqlString(lookupFile)} (FORMAT parquet, COMPRESSION zstd)`,
+          );
+        }
+        await conn.run(PLAY_MODEL_SQL);
         // A partitioned COPY buffers up to this many rows per thread, with blocks for every partition they touch:
         // the default (~500k rows) runs out of memory with one partition per artist. ~1 row per MB of memory
         // keeps the buffers within the memory limit.
         const memory = parseSize(settings.memoryLimit ?? '1GB') ?? 1e9;
         await conn.run(`SET partitioned_write_flush_threshold = ${Math.max(256, Math.floor(memory / 1e6))}`);
-        const counts = {} as Record<TableName, number>;
-        for (const t of TABLES) {
+        const counts: Partial<Record<TableName, number>> = {};
+        for (const t of tables) {
           await writeTable(conn, t, path.join(out, t), token);
           const r = await conn.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM ${t}`);
           counts[t] = Number(r.getRowObjectsJS()[0]?.n ?? 0);
@@ -201,6 +230,12 @@ export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesRes
     // A retried build replaces the previous attempt's tables whole.
     await store.deletePrefix(paths.tables);
     await store.uploadDir(out, paths.tables);
-    return { rows, files: await countFiles(out), tables: paths.tables };
+    if (!songInput.reusedFrom) await store.write(paths.songLookup, { file: lookupFile });
+    return {
+      rows,
+      files: await countFiles(out),
+      tables: paths.tables,
+      songsReusedFrom: songInput.reusedFrom,
+    };
   });
 }

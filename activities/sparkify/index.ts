@@ -11,10 +11,20 @@ export {
   type ListInputsResult,
   type Manifest,
 } from './list-inputs';
-export { TABLES, runPaths, type OnProgress, type Progress, type TableName } from './paths';
+export {
+  SONG_TABLES,
+  TABLES,
+  lakeStatePaths,
+  runPaths,
+  runToken,
+  type OnProgress,
+  type Progress,
+  type TableName,
+} from './paths';
 export { runSparkifyPipeline, type PipelineArgs, type PipelineResult } from './pipeline';
 export { publish, RUN_MARKER, type PublishArgs, type PublishResult } from './publish';
 export { readPublished, readTable } from './read-table';
+export { fingerprintSongFiles, type SongInput, type SongState } from './song-state';
 export {
   assessRejects,
   parseEventFile,

@@ -3,6 +3,7 @@ import type { ObjectInfo, Store } from '../storage/store';
 import { joinUri } from '../storage/uri';
 import { InputDataError } from './errors';
 import { runPaths } from './paths';
+import { fingerprintSongFiles, reusableSongs, writeSongInput } from './song-state';
 
 export interface ManifestFile {
   uri: string;
@@ -22,6 +23,8 @@ export interface ListInputsArgs {
   output: string;
   runId: string;
   dataInterval?: DataInterval | null;
+  /** Build songs and artists even when the song input is the one the published ones were built from. */
+  rebuildSongs?: boolean;
   /** Song files per chunk. Default 500. */
   songChunkFiles?: number;
   /** Log files per chunk. Default 5. */
@@ -31,7 +34,7 @@ export interface ListInputsArgs {
 }
 
 export interface ListInputsResult {
-  /** Manifest URIs, one per staging task. */
+  /** Manifest URIs, one per staging task (no song chunks when the published songs are kept). */
   songChunks: string[];
   logChunks: string[];
   songFiles: number;
@@ -39,6 +42,8 @@ export interface ListInputsResult {
   bytes: number;
   /** Log files left out because their date is outside the data interval (or has no date in its name). */
   skippedLogFiles: number;
+  /** The run whose published songs and artists this run keeps (song input unchanged), or null. */
+  songsReusedFrom: string | null;
 }
 
 /** Hadoop's hidden-file rule, as Spark applies it: any path segment starting with `.` or `_`, and `*.crc`. */
@@ -77,6 +82,7 @@ function chunk(files: ObjectInfo[], maxFiles: number, maxBytes: number): ObjectI
  * Lists the input's `song_data/` and `log_data/` JSON files (hidden files skipped, log files chosen by the
  * date in their name within the data interval), writes them as chunked manifests under the run's staging
  * prefix, and returns the manifest URIs and totals: never the file lists themselves (task outputs stay small).
+ * Song files are not staged when the published songs were built from exactly these files (see song-state.ts).
  */
 export async function listInputs(args: ListInputsArgs): Promise<ListInputsResult> {
   const { store } = args;
@@ -105,8 +111,15 @@ export async function listInputs(args: ListInputsArgs): Promise<ListInputsResult
       `no input files: nothing under ${joinUri(args.input, 'song_data')}/ or ${joinUri(args.input, 'log_data')}/`,
     );
   }
+  const fingerprint = fingerprintSongFiles(songs);
+  const songsReusedFrom = args.rebuildSongs ? null : await reusableSongs(store, args.output, fingerprint);
   // Manifests from an earlier attempt of this run are replaced whole.
   await store.deletePrefix(paths.manifests);
+  await writeSongInput(store, args.output, args.runId, {
+    fingerprint,
+    files: songs.length,
+    reusedFrom: songsReusedFrom,
+  });
   const write = async (kind: 'songs' | 'logs', chunks: ObjectInfo[][]) => {
     const uris: string[] = [];
     for (const [index, files] of chunks.entries()) {
@@ -117,7 +130,7 @@ export async function listInputs(args: ListInputsArgs): Promise<ListInputsResult
     }
     return uris;
   };
-  const songChunks = await write('songs', chunk(songs, args.songChunkFiles ?? 500, Infinity));
+  const songChunks = songsReusedFrom ? [] : await write('songs', chunk(songs, args.songChunkFiles ?? 500, Infinity));
   const logChunks = await write('logs', chunk(logs, args.logChunkFiles ?? 5, args.logChunkBytes ?? 64 * 1024 * 1024));
   return {
     songChunks,
@@ -126,5 +139,6 @@ export async function listInputs(args: ListInputsArgs): Promise<ListInputsResult
     logFiles: logs.length,
     bytes: [...songs, ...logs].reduce((a, f) => a + f.size, 0),
     skippedLogFiles: skipped,
+    songsReusedFrom,
   };
 }

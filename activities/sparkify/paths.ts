@@ -3,6 +3,8 @@ import { joinUri } from '../storage/uri';
 
 export const TABLES = ['songs', 'artists', 'users', 'time', 'songplays'] as const;
 export type TableName = (typeof TABLES)[number];
+/** The tables built from the song input alone: kept as published while that input is unchanged. */
+export const SONG_TABLES: readonly TableName[] = ['songs', 'artists'];
 
 /** A run id usable as a path segment (workflow ids may contain `/` or `:`). */
 export function runSegment(runId: string): string {
@@ -24,9 +26,23 @@ export function runPaths(output: string, runId: string) {
     stagedSongs: joinUri(staging, 'songs'),
     stagedEvents: joinUri(staging, 'events'),
     tables: joinUri(staging, 'tables'),
+    /** What `list_inputs` found of the song input (see song-state.ts). */
+    songInput: joinUri(staging, 'song_input.json'),
+    /** The song lookup this run built (published to the lake's `_state/` with its songs). */
+    songLookup: joinUri(staging, 'song_lookup.parquet'),
     rejects: joinUri(output, '_rejects', seg),
     runMeta: joinUri(output, '_runs', seg),
     trash: joinUri(output, '_trash', seg),
+  };
+}
+
+/** Lake-wide state kept between runs (under `_state/`, which table readers ignore). */
+export function lakeStatePaths(output: string) {
+  return {
+    /** `SongState`: the song input the published songs and artists were built from. */
+    songs: joinUri(output, '_state', 'songs.json'),
+    /** (title, artist_name, duration) to (song_id, artist_id), for matching plays without rebuilding songs. */
+    songLookup: joinUri(output, '_state', 'song_lookup.parquet'),
   };
 }
 

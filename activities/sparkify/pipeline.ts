@@ -17,6 +17,7 @@ export interface PipelineArgs {
   dataInterval?: DataInterval | null;
   duckdb?: DuckDbSettings;
   maxRejectRate?: number;
+  rebuildSongs?: boolean;
   /** Staging chunks processed at once. Default 2. */
   parallelism?: number;
   signal?: AbortSignal;
@@ -39,7 +40,14 @@ export interface PipelineResult {
 export async function runSparkifyPipeline(args: PipelineArgs): Promise<PipelineResult> {
   const { store, output, runId, signal } = args;
   const base = { store, output, runId, duckdb: args.duckdb, signal };
-  const list = await listInputs({ store, input: args.input, output, runId, dataInterval: args.dataInterval });
+  const list = await listInputs({
+    store,
+    input: args.input,
+    output,
+    runId,
+    dataInterval: args.dataInterval,
+    rebuildSongs: args.rebuildSongs,
+  });
   const p = args.parallelism ?? 2;
   const songs = await mapLimit(list.songChunks, p, (manifest) => stageSongs({ ...base, manifest }), signal);
   const events = await mapLimit(list.logChunks, p, (manifest) => stageLogs({ ...base, manifest }), signal);

@@ -4,7 +4,8 @@ import { isS3Uri, joinUri } from '../storage/uri';
 import type { DataInterval } from '../../core/types';
 import type { DuckDbSettings } from './duckdb';
 import { mergeIntoLake } from './merge';
-import { TABLES, type TableName, runPaths } from './paths';
+import { SONG_TABLES, TABLES, type TableName, lakeStatePaths, runPaths } from './paths';
+import { type SongState, assertSongsStillPublished, readSongInput } from './song-state';
 
 export interface PublishArgs {
   store: Store;
@@ -17,8 +18,8 @@ export interface PublishArgs {
 }
 
 export interface PublishResult {
-  /** Files published per table. */
-  files: Record<TableName, number>;
+  /** Files published per table (songs and artists are absent when the published ones are kept). */
+  files: Partial<Record<TableName, number>>;
   /** Tables this call swapped in (a resumed publish skips those already done). */
   swapped: TableName[];
 }
@@ -38,8 +39,9 @@ async function readMarker(store: Store, tableUri: string): Promise<Marker | unde
 }
 
 /**
- * Replaces the published tables `<output>/{songs,artists,users,time,songplays}/` with the run's staged ones,
- * then deletes the run's `_staging/<run>/`.
+ * Replaces the published tables `<output>/{songs,artists,users,time,songplays}/` with the run's staged ones
+ * (songs and artists only when the run built them; then their lookup and song state go to `_state/`), then
+ * deletes the run's `_staging/<run>/`.
  *
  * Guarantees:
  * - Nothing published changes before every staged table exists (build and validate run first).
@@ -66,9 +68,12 @@ export async function publish(args: PublishArgs): Promise<PublishResult> {
     });
   }
   const paths = runPaths(output, runId);
-  const files = {} as Record<TableName, number>;
+  const songInput = await readSongInput(store, output, runId);
+  await assertSongsStillPublished(store, output, songInput);
+  const tables = songInput.reusedFrom ? TABLES.filter((t) => !SONG_TABLES.includes(t)) : TABLES;
+  const files: Partial<Record<TableName, number>> = {};
   const todo: { table: TableName; staged: string; target: string; keys: string[] }[] = [];
-  for (const table of TABLES) {
+  for (const table of tables) {
     const staged = joinUri(paths.tables, table);
     const target = joinUri(output, table);
     const keys = (await store.list(staged)).map((o) => o.key).filter((k) => k !== RUN_MARKER);
@@ -88,6 +93,13 @@ export async function publish(args: PublishArgs): Promise<PublishResult> {
 
   if (isS3Uri(output)) await swapS3(store, todo);
   else await swapLocal(store, todo, paths.trash);
+  if (!songInput.reusedFrom && songInput.fingerprint) {
+    // After the songs swap: a state naming this run's songs only ever describes songs that are published.
+    const state = lakeStatePaths(output);
+    await store.copy(paths.songLookup, state.songLookup);
+    const songState: SongState = { fingerprint: songInput.fingerprint, files: songInput.files, runId };
+    await store.write(state.songs, JSON.stringify(songState, null, 2) + '\n');
+  }
 
   await store.deletePrefix(paths.trash);
   await store.deletePrefix(paths.staging);

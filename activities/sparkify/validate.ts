@@ -6,7 +6,8 @@ import { joinUri } from '../storage/uri';
 import { downloadAll } from './transfer';
 import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
 import { loadStaged } from './build-tables';
-import { type OnProgress, TABLES, type TableName, runPaths } from './paths';
+import { type OnProgress, SONG_TABLES, TABLES, type TableName, lakeStatePaths, runPaths } from './paths';
+import { readSongInput } from './song-state';
 import { type StageResult, assessRejects } from './stage';
 
 export interface ValidateArgs {
@@ -79,23 +80,41 @@ export async function validate(args: ValidateArgs): Promise<ValidateResult> {
   const { store } = args;
   const paths = runPaths(args.output, args.runId);
   const settings = args.duckdb ?? {};
+  const songInput = await readSongInput(store, args.output, args.runId);
+  const tables = songInput.reusedFrom ? TABLES.filter((t) => !SONG_TABLES.includes(t)) : TABLES;
   const checks = await withScratch(settings, 'validate', async (dir) => {
     const objects = [
       ...(await store.list(paths.tables)).map((o) => ({ o, local: path.join(dir, 'tables', ...o.key.split('/')) })),
       ...(await store.list(paths.stagedSongs)).map((o) => ({ o, local: path.join(dir, 'staged', 'songs', o.key) })),
       ...(await store.list(paths.stagedEvents)).map((o) => ({ o, local: path.join(dir, 'staged', 'events', o.key) })),
     ];
+    const lookupFile = path.join(dir, 'song_lookup.parquet');
+    if (songInput.reusedFrom) {
+      const uri = lakeStatePaths(args.output).songLookup;
+      objects.push({ o: { uri, key: 'song_lookup.parquet', size: 0, etag: '' }, local: lookupFile });
+    }
     await downloadAll(store, objects, { onProgress: args.onProgress, signal: args.signal });
     return withDuckDb(
       settings,
       dir,
       async (conn) => {
         await loadStaged(conn, path.join(dir, 'staged'));
-        for (const t of TABLES) await loadTable(conn, t, path.join(dir, 'tables', t));
+        for (const t of tables) await loadTable(conn, t, path.join(dir, 'tables', t));
         const out: QualityCheck[] = [];
         const check = (name: string, passed: boolean, detail: string) => out.push({ name, passed, detail });
 
-        for (const t of TABLES) {
+        if (songInput.reusedFrom) {
+          // Plays were matched with the lookup published with the kept songs: check against that lookup.
+          await conn.run(`CREATE TABLE song_lookup AS SELECT * FROM read_parquet(${sqlString(lookupFile)})`);
+          await conn.run('CREATE VIEW songs AS SELECT DISTINCT song_id FROM song_lookup');
+          await conn.run('CREATE VIEW artists AS SELECT DISTINCT artist_id FROM song_lookup');
+          check(
+            'songs and artists kept',
+            true,
+            `song input unchanged (${songInput.files} files) since run ${songInput.reusedFrom}, which published them`,
+          );
+        }
+        for (const t of tables) {
           const pk = PRIMARY_KEYS[t];
           const rows = await scalar(conn, `SELECT count(*) FROM "${t}"`);
           const distinct = await scalar(conn, `SELECT count(DISTINCT ${pk}) FROM "${t}"`);
@@ -143,13 +162,15 @@ export async function validate(args: ValidateArgs): Promise<ValidateResult> {
           users === expectedUsers,
           `${users} users, ${expectedUsers} distinct users in staged NextSong events`,
         );
-        const expectedSongs = await scalar(conn, 'SELECT count(DISTINCT song_id) FROM staged_songs');
-        const songs = await scalar(conn, 'SELECT count(*) FROM songs');
-        check(
-          'songs rows = distinct staged songs',
-          songs === expectedSongs,
-          `${songs} songs, ${expectedSongs} distinct staged song_ids`,
-        );
+        if (!songInput.reusedFrom) {
+          const expectedSongs = await scalar(conn, 'SELECT count(DISTINCT song_id) FROM staged_songs');
+          const songs = await scalar(conn, 'SELECT count(*) FROM songs');
+          check(
+            'songs rows = distinct staged songs',
+            songs === expectedSongs,
+            `${songs} songs, ${expectedSongs} distinct staged song_ids`,
+          );
+        }
 
         if (args.stageResults) {
           for (const kind of ['songs', 'events'] as const) {
