@@ -5,7 +5,16 @@ import type { Store } from '../storage/store';
 
 import { downloadAll } from './transfer';
 import { type DuckDbSettings, parseSize, sqlString, withDuckDb, withScratch } from './duckdb';
-import { type OnProgress, SONG_TABLES, TABLES, type TableName, lakeStatePaths, runPaths, runToken } from './paths';
+import {
+  type LayoutName,
+  type OnProgress,
+  SONG_TABLES,
+  TABLES,
+  type TableName,
+  lakeStatePaths,
+  runPaths,
+  runToken,
+} from './paths';
 import { assertSongsStillPublished, readSongInput } from './song-state';
 import { EVENT_COLUMNS, SONG_COLUMNS, columnsDdl } from './schema';
 
@@ -77,6 +86,12 @@ SELECT title, artist_name, duration, min(song_id) AS song_id, arg_min(artist_id,
 FROM song_rows GROUP BY title, artist_name, duration;
 `;
 
+/** `users` from `user_days`: each user's latest play overall is the latest of their days' latest plays. */
+export const USERS_FROM_USER_DAYS = `
+SELECT user_id, first_name, last_name, gender, level FROM (
+  SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY ts DESC, session_id DESC, item_in_session DESC) AS rn
+  FROM user_days) WHERE rn = 1`;
+
 export const PLAY_MODEL_SQL = `
 -- NextSong plays, each event once: an event delivered twice (same ts, user, session, item) is one play.
 CREATE TABLE plays AS
@@ -85,11 +100,18 @@ SELECT * EXCLUDE (rn) FROM (
     firstName, lastName, gender, location, userAgent, auth, method, status, registration) AS rn
   FROM staged_events WHERE page = 'NextSong') WHERE rn = 1;
 
--- Users from their latest play (by ts, ties on session and item).
-CREATE TABLE users AS
-SELECT CAST(userId AS BIGINT) AS user_id, firstName AS first_name, lastName AS last_name, gender, level FROM (
-  SELECT *, row_number() OVER (PARTITION BY userId ORDER BY ts DESC, sessionId DESC, itemInSession DESC) AS rn
+-- Each user's latest play of each day (by ts, ties on session and item): lake state for merging intervals.
+CREATE TABLE user_days AS
+SELECT CAST(userId AS BIGINT) AS user_id, CAST(make_timestamp(ts * 1000) AS DATE) AS day, ts,
+       sessionId AS session_id, itemInSession AS item_in_session, firstName AS first_name, lastName AS last_name,
+       gender, level, year(make_timestamp(ts * 1000)) AS year, month(make_timestamp(ts * 1000)) AS month
+FROM (
+  SELECT *, row_number() OVER (PARTITION BY userId, CAST(make_timestamp(ts * 1000) AS DATE)
+    ORDER BY ts DESC, sessionId DESC, itemInSession DESC) AS rn
   FROM plays) WHERE rn = 1;
+
+-- Users from their latest play.
+CREATE TABLE users AS ${USERS_FROM_USER_DAYS};
 
 CREATE TABLE time AS
 SELECT start_time, hour(start_time) AS hour, day(start_time) AS day, week(start_time) AS week,
@@ -108,7 +130,7 @@ FROM plays p LEFT JOIN song_lookup l ON l.title = p.song AND l.artist_name = p.a
 export const MODEL_SQL = SONG_MODEL_SQL + PLAY_MODEL_SQL;
 
 /** How each table is written: its columns, sort order, and hive partition columns. */
-export const TABLE_LAYOUT: Record<TableName, { select: string; orderBy: string; partitionBy?: string[] }> = {
+export const TABLE_LAYOUT: Record<LayoutName, { select: string; orderBy: string; partitionBy?: string[] }> = {
   songs: {
     select: 'song_id, title, duration, year, artist_id',
     orderBy: 'year, artist_id, song_id',
@@ -127,13 +149,18 @@ export const TABLE_LAYOUT: Record<TableName, { select: string; orderBy: string; 
     orderBy: 'year, month, start_time, songplay_id',
     partitionBy: ['year', 'month'],
   },
+  user_days: {
+    select: 'user_id, day, ts, session_id, item_in_session, first_name, last_name, gender, level, year, month',
+    orderBy: 'year, month, day, user_id',
+    partitionBy: ['year', 'month'],
+  },
 };
 
 /**
  * Writes a table of the connection to `dir` in its lake layout: sorted, hive-partitioned where the layout says,
  * and with file names carrying the run's token, so a publish never overwrites the previous run's keys in place.
  */
-export async function writeTable(conn: DuckDBConnection, table: TableName, dir: string, token: string): Promise<void> {
+export async function writeTable(conn: DuckDBConnection, table: LayoutName, dir: string, token: string): Promise<void> {
   const layout = TABLE_LAYOUT[table];
   await mkdir(dir, { recursive: true });
   const query = `SELECT ${layout.select} FROM "${table}" ORDER BY ${layout.orderBy}`;
@@ -222,6 +249,7 @@ export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesRes
           const r = await conn.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM ${t}`);
           counts[t] = Number(r.getRowObjectsJS()[0]?.n ?? 0);
         }
+        await writeTable(conn, 'user_days', path.join(dir, 'state', 'user_days'), token);
         return counts;
       },
       args.signal,
@@ -230,6 +258,8 @@ export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesRes
     // A retried build replaces the previous attempt's tables whole.
     await store.deletePrefix(paths.tables);
     await store.uploadDir(out, paths.tables);
+    await store.deletePrefix(paths.state);
+    await store.uploadDir(path.join(dir, 'state'), paths.state);
     if (!songInput.reusedFrom) await store.write(paths.songLookup, { file: lookupFile });
     return {
       rows,

@@ -1,16 +1,16 @@
 import path from 'node:path';
 import type { DataInterval } from '../../core/types';
-import type { Store } from '../storage/store';
+import type { ObjectInfo, Store } from '../storage/store';
 import { joinUri } from '../storage/uri';
-import { writeTable } from './build-tables';
+import { USERS_FROM_USER_DAYS, writeTable } from './build-tables';
 import { type DuckDbSettings, withDuckDb, withScratch } from './duckdb';
-import { QualityCheckError } from './errors';
-import { type TableName, runPaths, runToken } from './paths';
+import { InputDataError, QualityCheckError } from './errors';
+import { type LayoutName, lakeStatePaths, runPaths, runToken } from './paths';
 import { downloadAll } from './transfer';
 import { loadTable } from './validate';
 
-/** Tables an interval run merges into the lake; songs and artists come whole from every run's song input. */
-const MERGED: readonly TableName[] = ['songplays', 'time', 'users'];
+/** The tables partitioned by the month of their `start_time`: only the partitions a run touches are rewritten. */
+const MONTHLY: readonly ('songplays' | 'time')[] = ['songplays', 'time'];
 
 export interface MergeArgs {
   store: Store;
@@ -21,92 +21,143 @@ export interface MergeArgs {
   signal?: AbortSignal;
 }
 
+export interface MergeResult {
+  /** Where the merged tables are staged (`_staging/<run>/merged`): `songplays`, `time`, `users`, `user_days`. */
+  merged: string;
+  /** The `songplays` and `time` partitions (`year=2018/month=11`) to replace; the others stay as published. */
+  partitions: string[];
+}
+
 /**
- * Turns an interval run's staged tables into the whole lake: the published `songplays` and `time` rows outside
- * the interval plus the run's rows (so the interval's rows are replaced, and a repeated run changes nothing),
- * and `users` from each user's latest play across the merged songplays — the run's user row when that play is
- * in the interval, else the published one. Any order of interval runs, with repeats, so gives the tables of
- * one full run. Runs under the output's publish lock, right before the swap.
+ * The days an interval run owns: those whose daily log file it reads (`list_inputs` takes the files dated in
+ * [start, end)), so [start, end) rounded up to whole UTC days.
  */
-export async function mergeIntoLake(args: MergeArgs): Promise<{ merged: boolean }> {
+export function dayScope(interval: DataInterval): { start: Date; end: Date } {
+  const ceilDay = (iso: string) => new Date(Math.ceil(Date.parse(iso) / 86_400_000) * 86_400_000);
+  return { start: ceilDay(interval.start), end: ceilDay(interval.end) };
+}
+
+/** `year=Y/month=M` of every month that [start, end) overlaps. */
+function monthsOf(start: Date, end: Date): string[] {
+  const out: string[] = [];
+  for (let y = start.getUTCFullYear(), m = start.getUTCMonth(); Date.UTC(y, m, 1) < end.getTime(); m++) {
+    if (m === 12) [y, m] = [y + 1, 0];
+    out.push(`year=${y}/month=${m + 1}`);
+  }
+  return out;
+}
+
+/** `year=Y/month=M` of a partitioned file's key, if it has one. */
+function partitionOf(key: string): string | undefined {
+  return /^(year=[^/]+\/month=[^/]+)\//.exec(key)?.[1];
+}
+
+/**
+ * Merges an interval run's tables into the published lake, reading and rewriting only what the run touches:
+ * - `songplays` and `time`: in each month partition the run touches, the published rows outside the run's days
+ *   plus the run's rows (so the run's days are replaced, and a repeated run changes nothing);
+ * - `user_days` (lake state, small): the same replacement by day, over all months;
+ * - `users`: each user's latest play across all `user_days`, so the latest level across all runs.
+ * Any order of interval runs, with repeats, so gives the tables of one full run. Runs under the output's
+ * publish lock, right before the swap. Returns null when nothing is published yet (the run's tables are the
+ * lake). The run's own staged tables are left as they are, so a retried publish can merge again.
+ */
+export async function mergeIntoLake(args: MergeArgs): Promise<MergeResult | null> {
   const { store, output, runId } = args;
   const published = await store.list(joinUri(output, 'songplays'));
-  if (!published.some((o) => o.key.endsWith('.parquet'))) return { merged: false }; // nothing to merge into
+  if (!published.some((o) => o.key.endsWith('.parquet'))) return null;
+  const lake = lakeStatePaths(output);
+  const publishedUserDays = (await store.list(lake.userDays)).filter((o) => o.key.endsWith('.parquet'));
+  if (publishedUserDays.length === 0) {
+    throw new InputDataError(
+      `the lake at ${output} has tables but no ${lake.userDays}/ (it was written by an older tempoflow): ` +
+        'run the DAG once without a data interval to rebuild it, then interval runs can merge into it',
+    );
+  }
   const paths = runPaths(output, runId);
+  const scope = dayScope(args.dataInterval);
+  const runFiles = {
+    songplays: await store.list(joinUri(paths.tables, 'songplays')),
+    time: await store.list(joinUri(paths.tables, 'time')),
+    user_days: await store.list(joinUri(paths.state, 'user_days')),
+  };
+  const partitions = [
+    ...new Set([
+      ...monthsOf(scope.start, scope.end),
+      ...[...runFiles.songplays, ...runFiles.time].flatMap((o) => partitionOf(o.key) ?? []),
+    ]),
+  ].sort();
   const settings = args.duckdb ?? {};
-  const start = sqlTimestamp(args.dataInterval.start);
-  const end = sqlTimestamp(args.dataInterval.end);
   return withScratch(settings, 'merge', async (dir) => {
-    const downloads = [];
-    for (const table of MERGED) {
-      for (const [side, uri] of [
-        ['pub', joinUri(output, table)],
-        ['run', joinUri(paths.tables, table)],
-      ] as const) {
-        for (const o of await store.list(uri)) {
-          if (o.key.endsWith('.parquet'))
-            downloads.push({ o, local: path.join(dir, side, table, ...o.key.split('/')) });
-        }
+    const downloads: { o: ObjectInfo; local: string }[] = [];
+    const want = (objects: ObjectInfo[], side: string, table: string, sub = '') => {
+      for (const o of objects) {
+        if (o.key.endsWith('.parquet'))
+          downloads.push({ o, local: path.join(dir, side, table, sub, ...o.key.split('/')) });
       }
+    };
+    for (const table of MONTHLY) {
+      want(runFiles[table], 'run', table);
+      for (const p of partitions) want(await store.list(joinUri(output, table, p)), 'pub', table, p);
     }
+    want(runFiles.user_days, 'run', 'user_days');
+    want(publishedUserDays, 'pub', 'user_days');
     await downloadAll(store, downloads, { signal: args.signal });
+
     const out = path.join(dir, 'merged');
     const token = runToken(runId);
     await withDuckDb(
       settings,
       dir,
       async (conn) => {
-        for (const table of MERGED) {
+        for (const table of [...MONTHLY, 'user_days'] as LayoutName[]) {
           for (const side of ['pub', 'run']) {
             await loadTable(conn, table, path.join(dir, side, table));
             await conn.run(`ALTER TABLE "${table}" RENAME TO ${side}_${table}`);
           }
         }
-        const inInterval = (column: string) => `(${column} >= ${start} AND ${column} < ${end})`;
+        const [start, end] = [sqlTimestamp(scope.start), sqlTimestamp(scope.end)];
+        const outside = (column: string) => `NOT (${column} >= ${start} AND ${column} < ${end})`;
         await conn.run(`
           CREATE TABLE songplays AS
-            SELECT * FROM pub_songplays WHERE NOT ${inInterval('start_time')}
+            SELECT * FROM pub_songplays WHERE ${outside('start_time')}
             UNION ALL BY NAME SELECT * FROM run_songplays;
           CREATE TABLE time AS
-            SELECT * FROM pub_time WHERE NOT ${inInterval('start_time')}
+            SELECT * FROM pub_time WHERE ${outside('start_time')}
             UNION ALL BY NAME SELECT * FROM run_time;
-          CREATE TABLE users AS
-            WITH latest AS (
-              SELECT user_id, start_time FROM (
-                SELECT user_id, start_time, row_number() OVER (PARTITION BY user_id ORDER BY start_time DESC) AS rn
-                FROM songplays) WHERE rn = 1)
-            SELECT r.* FROM latest l JOIN run_users r USING (user_id) WHERE ${inInterval('l.start_time')}
-            UNION ALL BY NAME
-            SELECT p.* FROM latest l JOIN pub_users p USING (user_id) WHERE NOT ${inInterval('l.start_time')};
+          CREATE TABLE user_days AS
+            SELECT * FROM pub_user_days WHERE ${outside('day')}
+            UNION ALL BY NAME SELECT * FROM run_user_days;
+          CREATE TABLE users AS ${USERS_FROM_USER_DAYS};
         `);
-        // The merged lake must hold together before it replaces the published one.
+        // The merged partitions must hold together before they replace the published ones.
         const broken = await conn.runAndReadAll(`
           SELECT
             (SELECT count(*) - count(DISTINCT songplay_id) FROM songplays)::BIGINT AS duplicate_songplays,
             (SELECT count(*) - count(DISTINCT start_time) FROM time)::BIGINT AS duplicate_times,
-            (SELECT count(*) FROM songplays s ANTI JOIN users u USING (user_id))::BIGINT AS unknown_users,
-            (SELECT count(DISTINCT user_id) FROM songplays)::BIGINT - (SELECT count(*) FROM users)::BIGINT AS user_gap`);
+            (SELECT count(*) - count(DISTINCT (user_id, day)) FROM user_days)::BIGINT AS duplicate_user_days,
+            (SELECT count(*) FROM songplays s ANTI JOIN users u USING (user_id))::BIGINT AS unknown_users`);
         const problems = Object.entries(broken.getRowObjectsJS()[0] ?? {}).filter(([, n]) => Number(n) !== 0);
         if (problems.length) {
           throw new QualityCheckError(
             `merging run ${runId} into ${output} would break the lake: ${problems.map(([k, n]) => `${k} ${Number(n)}`).join(', ')}`,
           );
         }
-        for (const table of MERGED) await writeTable(conn, table, path.join(out, table), token);
+        for (const table of [...MONTHLY, 'users', 'user_days'] as const) {
+          await writeTable(conn, table, path.join(out, table), token);
+        }
       },
       args.signal,
       { preserveOrder: true },
     );
-    for (const table of MERGED) {
-      const staged = joinUri(paths.tables, table);
-      await store.deletePrefix(staged);
-      await store.uploadDir(path.join(out, table), staged);
-    }
-    return { merged: true };
+    // A retried publish merges again from scratch.
+    await store.deletePrefix(paths.merged);
+    await store.uploadDir(out, paths.merged);
+    return { merged: paths.merged, partitions };
   });
 }
 
-/** An ISO instant as a DuckDB TIMESTAMP literal (tables hold UTC start times as plain timestamps). */
-function sqlTimestamp(iso: string): string {
-  return `TIMESTAMP '${new Date(iso).toISOString().replace('T', ' ').replace('Z', '')}'`;
+/** A UTC instant as a DuckDB TIMESTAMP literal (tables hold UTC start times as plain timestamps). */
+function sqlTimestamp(at: Date): string {
+  return `TIMESTAMP '${at.toISOString().replace('T', ' ').replace('Z', '')}'`;
 }

@@ -3,6 +3,13 @@ import { joinUri } from '../storage/uri';
 
 export const TABLES = ['songs', 'artists', 'users', 'time', 'songplays'] as const;
 export type TableName = (typeof TABLES)[number];
+/**
+ * Lake state kept beside the tables: `user_days` holds each user's latest play of each day (with what `users`
+ * needs), so an interval run can recompute `users` without reading every songplays partition.
+ */
+export type StateTableName = 'user_days';
+export type LayoutName = TableName | StateTableName;
+
 /** The tables built from the song input alone: kept as published while that input is unchanged. */
 export const SONG_TABLES: readonly TableName[] = ['songs', 'artists'];
 
@@ -26,6 +33,10 @@ export function runPaths(output: string, runId: string) {
     stagedSongs: joinUri(staging, 'songs'),
     stagedEvents: joinUri(staging, 'events'),
     tables: joinUri(staging, 'tables'),
+    /** Lake state built by this run (`user_days`), published to `_state/`. */
+    state: joinUri(staging, 'state'),
+    /** An interval run's tables merged with the published lake (see merge.ts): what publish swaps in. */
+    merged: joinUri(staging, 'merged'),
     /** What `list_inputs` found of the song input (see song-state.ts). */
     songInput: joinUri(staging, 'song_input.json'),
     /** The song lookup this run built (published to the lake's `_state/` with its songs). */
@@ -43,6 +54,8 @@ export function lakeStatePaths(output: string) {
     songs: joinUri(output, '_state', 'songs.json'),
     /** (title, artist_name, duration) to (song_id, artist_id), for matching plays without rebuilding songs. */
     songLookup: joinUri(output, '_state', 'song_lookup.parquet'),
+    /** `user_days`, partitioned by year and month like songplays. */
+    userDays: joinUri(output, '_state', 'user_days'),
   };
 }
 

@@ -4,7 +4,7 @@ import { isS3Uri, joinUri } from '../storage/uri';
 import type { DataInterval } from '../../core/types';
 import type { DuckDbSettings } from './duckdb';
 import { mergeIntoLake } from './merge';
-import { SONG_TABLES, TABLES, type TableName, lakeStatePaths, runPaths } from './paths';
+import { type LayoutName, SONG_TABLES, TABLES, type TableName, lakeStatePaths, runPaths } from './paths';
 import { type SongState, assertSongsStillPublished, readSongInput } from './song-state';
 
 export interface PublishArgs {
@@ -18,10 +18,12 @@ export interface PublishArgs {
 }
 
 export interface PublishResult {
-  /** Files published per table (songs and artists are absent when the published ones are kept). */
+  /** Files per table after the publish (songs and artists are absent when the published ones are kept). */
   files: Partial<Record<TableName, number>>;
   /** Tables this call swapped in (a resumed publish skips those already done). */
-  swapped: TableName[];
+  swapped: LayoutName[];
+  /** For an interval run merged into the lake: the `songplays`/`time` partitions replaced (the rest is untouched). */
+  partitions?: string[];
 }
 
 /** Marker written into each published table directory: which run produced it and its files. */
@@ -39,84 +41,117 @@ async function readMarker(store: Store, tableUri: string): Promise<Marker | unde
 }
 
 /**
- * Replaces the published tables `<output>/{songs,artists,users,time,songplays}/` with the run's staged ones
- * (songs and artists only when the run built them; then their lookup and song state go to `_state/`), then
- * deletes the run's `_staging/<run>/`.
+ * Replaces the published tables `<output>/{songs,artists,users,time,songplays}/` and the lake state
+ * `_state/user_days/` with the run's staged ones, then deletes the run's `_staging/<run>/`. Songs and artists
+ * are replaced only when the run built them (then their lookup and song state go to `_state/` too). An interval
+ * run is first merged into the lake (merge.ts), and only the `songplays` and `time` partitions it touches are
+ * replaced.
  *
  * Guarantees:
  * - Nothing published changes before every staged table exists (build and validate run first).
- * - Local directories: each table is swapped by two directory renames (old to `_trash/<run>/`, staged into
- *   place). If a rename fails, the swaps done so far are undone and the previous lake is restored. Readers can
- *   see a table missing for the instant between the two renames of that table.
+ * - Local directories: each table (or partition) is swapped by two directory renames (old to `_trash/<run>/`,
+ *   staged into place). If a rename fails, the swaps done so far are undone and the previous lake is restored.
+ *   Readers can see a table missing for the instant between the two renames of that table.
  * - S3 (no rename, no multi-object transaction): every new file is copied first under new keys (file names carry
  *   the run's token, so they never overwrite the old files); if a copy fails the new keys are deleted and the old
  *   lake is as it was. Only then are the old files deleted. Between the copy and the delete a reader listing a
- *   table sees old and new files; `<table>/_run.json` names the current run's files for readers who need a
- *   consistent snapshot.
+ *   table sees old and new files; `<table>/_run.json` names the current files for readers who need a consistent
+ *   snapshot.
  * - A publish interrupted by a crash can be run again: tables whose marker already names this run are skipped.
  */
 export async function publish(args: PublishArgs): Promise<PublishResult> {
   const { store, output, runId } = args;
-  if (args.dataInterval) {
-    await mergeIntoLake({
-      store,
-      output,
-      runId,
-      dataInterval: args.dataInterval,
-      duckdb: args.duckdb,
-      signal: args.signal,
-    });
-  }
+  const merge = args.dataInterval
+    ? await mergeIntoLake({
+        store,
+        output,
+        runId,
+        dataInterval: args.dataInterval,
+        duckdb: args.duckdb,
+        signal: args.signal,
+      })
+    : null;
   const paths = runPaths(output, runId);
+  const lake = lakeStatePaths(output);
   const songInput = await readSongInput(store, output, runId);
   await assertSongsStillPublished(store, output, songInput);
   const tables = songInput.reusedFrom ? TABLES.filter((t) => !SONG_TABLES.includes(t)) : TABLES;
   const files: Partial<Record<TableName, number>> = {};
-  const todo: { table: TableName; staged: string; target: string; keys: string[] }[] = [];
-  for (const table of tables) {
-    const staged = joinUri(paths.tables, table);
-    const target = joinUri(output, table);
+  const units: SwapUnit[] = [];
+  const sources: [LayoutName, string, string][] = [
+    ...tables.map((t): [LayoutName, string, string] => [t, joinUri(output, t), joinUri(paths.tables, t)]),
+    ['user_days', lake.userDays, joinUri(paths.state, 'user_days')],
+  ];
+  for (const [name, target, builtAt] of sources) {
+    const merged = merge && !SONG_TABLES.includes(name as TableName);
+    const staged = merged ? joinUri(merge.merged, name) : builtAt;
+    const dirs = merged && (name === 'songplays' || name === 'time') ? merge.partitions : [''];
     const keys = (await store.list(staged)).map((o) => o.key).filter((k) => k !== RUN_MARKER);
-    if (keys.length === 0) {
-      const marker = await readMarker(store, target);
-      if (marker?.runId === runId) {
-        files[table] = marker.files.length; // published by an earlier attempt of this publish
-        continue;
-      }
+    const current = await readMarker(store, target);
+    if (!merged && keys.length === 0 && current?.runId === runId) {
+      if (name !== 'user_days') files[name] = current.files.length; // published by an earlier attempt
+      continue;
     }
-    files[table] = keys.length;
-    const marker: Marker = { runId, files: keys };
-    await store.write(joinUri(staged, RUN_MARKER), JSON.stringify(marker, null, 2) + '\n');
-    todo.push({ table, staged, target, keys });
+    const kept = dirs.includes('')
+      ? []
+      : (await store.list(target)).map((o) => o.key).filter((k) => k !== RUN_MARKER && !inDirs(k, dirs));
+    const marker: Marker = { runId, files: [...kept, ...keys].sort() };
+    if (name !== 'user_days') files[name] = marker.files.length;
+    units.push({ name, staged, target, dirs, keys, marker, previousMarker: current });
   }
   args.signal?.throwIfAborted();
 
-  if (isS3Uri(output)) await swapS3(store, todo);
-  else await swapLocal(store, todo, paths.trash);
+  if (isS3Uri(output)) await swapS3(store, units);
+  else await swapLocal(store, units, paths.trash);
   if (!songInput.reusedFrom && songInput.fingerprint) {
     // After the songs swap: a state naming this run's songs only ever describes songs that are published.
-    const state = lakeStatePaths(output);
-    await store.copy(paths.songLookup, state.songLookup);
+    await store.copy(paths.songLookup, lake.songLookup);
     const songState: SongState = { fingerprint: songInput.fingerprint, files: songInput.files, runId };
-    await store.write(state.songs, JSON.stringify(songState, null, 2) + '\n');
+    await store.write(lake.songs, JSON.stringify(songState, null, 2) + '\n');
   }
 
   await store.deletePrefix(paths.trash);
   await store.deletePrefix(paths.staging);
-  return { files, swapped: todo.map((t) => t.table) };
+  return { files, swapped: units.map((u) => u.name), ...(merge ? { partitions: merge.partitions } : {}) };
 }
 
-async function swapLocal(store: Store, todo: { staged: string; target: string; table: TableName }[], trash: string) {
+/** One table (or state) to replace: its whole directory (`dirs` = ['']) or some partitions of it. */
+interface SwapUnit {
+  name: LayoutName;
+  staged: string;
+  target: string;
+  dirs: string[];
+  /** New files, relative to `staged` (and to `target` once published). */
+  keys: string[];
+  marker: Marker;
+  previousMarker: Marker | undefined;
+}
+
+function inDirs(key: string, dirs: readonly string[]): boolean {
+  return dirs.some((d) => d === '' || key.startsWith(`${d}/`));
+}
+
+const markerJson = (m: Marker) => JSON.stringify(m, null, 2) + '\n';
+
+async function swapLocal(store: Store, units: SwapUnit[], trash: string) {
   const undo: (() => Promise<unknown>)[] = [];
   try {
-    for (const t of todo) {
-      const old = joinUri(trash, t.table);
-      if (await store.exists(t.target)) {
-        await store.renamePrefix(t.target, old);
-        undo.push(() => store.renamePrefix(old, t.target));
+    for (const u of units) {
+      for (const d of u.dirs) {
+        const [from, to, old] = [joinUri(u.staged, d), joinUri(u.target, d), joinUri(trash, u.name, d)];
+        if (await store.exists(to)) {
+          await store.renamePrefix(to, old);
+          undo.push(() => store.renamePrefix(old, to));
+        }
+        if (await store.exists(from)) {
+          await store.renamePrefix(from, to);
+          undo.push(() => store.renamePrefix(to, from));
+        }
       }
-      await store.renamePrefix(t.staged, t.target);
-      undo.push(() => store.renamePrefix(t.target, t.staged));
+      const markerUri = joinUri(u.target, RUN_MARKER);
+      const previous = u.previousMarker;
+      await store.write(markerUri, markerJson(u.marker));
+      undo.push(() => (previous ? store.write(markerUri, markerJson(previous)) : store.delete(markerUri)));
     }
   } catch (err) {
     for (const step of undo.reverse()) await step();
@@ -124,9 +159,9 @@ async function swapLocal(store: Store, todo: { staged: string; target: string; t
   }
 }
 
-async function swapS3(store: Store, todo: { staged: string; target: string; keys: string[] }[]) {
-  const copies = todo.flatMap((t) =>
-    t.keys.map((key) => ({ from: joinUri(t.staged, key), to: joinUri(t.target, key) })),
+async function swapS3(store: Store, units: SwapUnit[]) {
+  const copies = units.flatMap((u) =>
+    u.keys.map((key) => ({ from: joinUri(u.staged, key), to: joinUri(u.target, key) })),
   );
   const copied: string[] = [];
   try {
@@ -139,10 +174,12 @@ async function swapS3(store: Store, todo: { staged: string; target: string; keys
     await mapLimit(copied, 16, (uri) => store.delete(uri));
     throw err;
   }
-  for (const t of todo) {
-    await store.copy(joinUri(t.staged, RUN_MARKER), joinUri(t.target, RUN_MARKER));
-    const keep = new Set([...t.keys, RUN_MARKER]);
-    const stale = (await store.list(t.target)).filter((o) => !keep.has(o.key));
+  for (const u of units) {
+    await store.write(joinUri(u.target, RUN_MARKER), markerJson(u.marker));
+    const keep = new Set(u.keys);
+    const stale = (await store.list(u.target)).filter(
+      (o) => o.key !== RUN_MARKER && !keep.has(o.key) && inDirs(o.key, u.dirs),
+    );
     await mapLimit(stale, 16, (o) => store.delete(o.uri));
   }
 }

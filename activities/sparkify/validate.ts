@@ -6,7 +6,15 @@ import { joinUri } from '../storage/uri';
 import { downloadAll } from './transfer';
 import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
 import { loadStaged } from './build-tables';
-import { type OnProgress, SONG_TABLES, TABLES, type TableName, lakeStatePaths, runPaths } from './paths';
+import {
+  type LayoutName,
+  type OnProgress,
+  SONG_TABLES,
+  TABLES,
+  type TableName,
+  lakeStatePaths,
+  runPaths,
+} from './paths';
 import { readSongInput } from './song-state';
 import { type StageResult, assessRejects } from './stage';
 
@@ -44,13 +52,15 @@ const PRIMARY_KEYS: Record<TableName, string> = {
 };
 
 // Used when a table has no files at all (e.g. no plays in the interval), so the checks still run.
-const EMPTY_DDL: Record<TableName, string> = {
+const EMPTY_DDL: Record<LayoutName, string> = {
   songs: 'song_id VARCHAR, title VARCHAR, duration DOUBLE, year BIGINT, artist_id VARCHAR',
   artists: 'artist_id VARCHAR, name VARCHAR, location VARCHAR, latitude DOUBLE, longitude DOUBLE',
   users: 'user_id BIGINT, first_name VARCHAR, last_name VARCHAR, gender VARCHAR, level VARCHAR',
   time: 'start_time TIMESTAMP, hour BIGINT, day BIGINT, week BIGINT, weekday BIGINT, year BIGINT, month BIGINT',
   songplays:
     'songplay_id VARCHAR, start_time TIMESTAMP, user_id BIGINT, level VARCHAR, session_id BIGINT, location VARCHAR, user_agent VARCHAR, song_id VARCHAR, artist_id VARCHAR, year BIGINT, month BIGINT',
+  user_days:
+    'user_id BIGINT, day DATE, ts BIGINT, session_id BIGINT, item_in_session INTEGER, first_name VARCHAR, last_name VARCHAR, gender VARCHAR, level VARCHAR, year BIGINT, month BIGINT',
 };
 
 async function scalar(conn: DuckDBConnection, sql: string): Promise<number> {
@@ -59,7 +69,7 @@ async function scalar(conn: DuckDBConnection, sql: string): Promise<number> {
 }
 
 /** Loads a table directory (hive-partitioned or not) as a DuckDB table of the same name. */
-export async function loadTable(conn: DuckDBConnection, table: TableName, dir: string): Promise<void> {
+export async function loadTable(conn: DuckDBConnection, table: LayoutName, dir: string): Promise<void> {
   const files = (await readdir(dir, { recursive: true }).catch(() => [] as string[])).filter(
     (f) => f.endsWith('.parquet') && !f.split(path.sep).some((s) => s.startsWith('_') || s.startsWith('.')),
   );
