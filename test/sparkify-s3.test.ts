@@ -47,7 +47,14 @@ void describe('Sparkify on S3 (versitygw)', () => {
   after(async () => s3?.stop());
 
   void test('S3 in, S3 out: exact counts, two song chunks', async () => {
-    const run = await runSparkifyPipeline({ store, input, output, runId: 'scheduled__2018-11-03' });
+    const downloaded: string[] = [];
+    const counting: Store = { ...store, download: (uri, file) => (downloaded.push(uri), store.download(uri, file)) };
+    const run = await runSparkifyPipeline({ store: counting, input, output, runId: 'scheduled__2018-11-03' });
+    assert.deepEqual(
+      downloaded.filter((uri) => uri.includes('/_staging/')),
+      [],
+      'each task finds what the previous one wrote on this worker in the run cache',
+    );
     assert.equal(run.list.songChunks.length, 2, '700 song files in chunks of 500');
     assert.deepEqual(run.build.rows, {
       songs: exp.songs,

@@ -4,7 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createStore, readDlCfgCredentials, s3ClientConfig, type Store } from '../activities/storage';
+import {
+  createStore,
+  mirrorPrefix,
+  readDlCfgCredentials,
+  s3ClientConfig,
+  s3Etag,
+  type Store,
+} from '../activities/storage';
 import { createTestBucket, s3ClientForTests } from './services';
 
 async function tempDir(): Promise<string> {
@@ -158,6 +165,41 @@ void describe('S3 store (versitygw)', () => {
     assert.ok((await store.read(uri)).equals(big));
     await store.download(uri, path.join(dir, 'back.bin'));
     assert.ok((await fs.readFile(path.join(dir, 'back.bin'))).equals(big));
+    assert.equal(await s3Etag(file, big.length, 5 * 1024 * 1024), info?.etag, 'the multipart ETag is recomputed');
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  void test('mirrorPrefix keeps local files that match, downloads the rest and removes extras', async () => {
+    const dir = await tempDir();
+    const root = `s3://${await bucket()}/mirror`;
+    const big = Buffer.alloc(6 * 1024 * 1024, 7);
+    await store.write(`${root}/same.txt`, 'same');
+    await store.write(`${root}/changed.txt`, 'new content');
+    await store.write(`${root}/p/big.bin`, big);
+    await fs.mkdir(path.join(dir, 'p'), { recursive: true });
+    await fs.writeFile(path.join(dir, 'same.txt'), 'same');
+    await fs.writeFile(path.join(dir, 'changed.txt'), 'old content'); // same size, other bytes
+    await fs.writeFile(path.join(dir, 'p', 'big.bin'), big);
+    await fs.writeFile(path.join(dir, 'extra.txt'), 'not in the bucket');
+    const downloaded: string[] = [];
+    const counting: Store = { ...store, download: (uri, file) => (downloaded.push(uri), store.download(uri, file)) };
+    const progress: number[] = [];
+    const out = await mirrorPrefix(counting, root, dir, {
+      partSize: 5 * 1024 * 1024,
+      onProgress: (p) => progress.push(p.filesDone),
+    });
+    assert.equal(out, dir);
+    assert.deepEqual(downloaded, [`${root}/changed.txt`], 'matching files (multipart one too) are not downloaded');
+    assert.equal(await fs.readFile(path.join(dir, 'changed.txt'), 'utf8'), 'new content');
+    assert.deepEqual((await fs.readdir(dir, { recursive: true })).sort(), [
+      'changed.txt',
+      'p',
+      'p/big.bin',
+      'same.txt',
+    ]);
+    assert.equal(Math.max(...progress), 3);
+    // A local prefix is read in place.
+    assert.equal(await mirrorPrefix(store, dir, '/nonexistent/elsewhere'), dir);
     await fs.rm(dir, { recursive: true, force: true });
   });
 });

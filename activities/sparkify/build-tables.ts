@@ -1,9 +1,10 @@
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Store } from '../storage/store';
 
-import { downloadAll } from './transfer';
+import { mirrorPrefix } from '../storage/mirror';
+import { runCache } from './run-cache';
 import { type DuckDbSettings, parseSize, sqlString, withDuckDb, withScratch } from './duckdb';
 import {
   type LayoutName,
@@ -38,14 +39,13 @@ export interface BuildTablesResult {
   songsReusedFrom: string | null;
 }
 
-/** Loads the staged Parquet parts (already local) into typed tables; no parts gives an empty table. */
-export async function loadStaged(conn: DuckDBConnection, localDir: string): Promise<void> {
-  for (const [table, sub, columns] of [
-    ['staged_songs', 'songs', SONG_COLUMNS],
-    ['staged_events', 'events', EVENT_COLUMNS],
+/** Loads the staged Parquet parts (local directories of `part-*.parquet`) into typed tables; none gives an empty table. */
+export async function loadStaged(conn: DuckDBConnection, dirs: { songs: string; events: string }): Promise<void> {
+  for (const [table, dir, columns] of [
+    ['staged_songs', dirs.songs, SONG_COLUMNS],
+    ['staged_events', dirs.events, EVENT_COLUMNS],
   ] as const) {
     await conn.run(`CREATE TABLE ${table} (${columnsDdl(columns)})`);
-    const dir = path.join(localDir, sub);
     const parts = await readdir(dir).catch(() => [] as string[]);
     if (parts.some((p) => p.endsWith('.parquet'))) {
       const cols = columns.map((c) => `"${c.name}"`).join(', ');
@@ -54,6 +54,19 @@ export async function loadStaged(conn: DuckDBConnection, localDir: string): Prom
       );
     }
   }
+}
+
+/** The run's staged parts as local directories: read in place, from the worker's run cache, or downloaded. */
+export async function stagedDirs(
+  store: Store,
+  paths: ReturnType<typeof runPaths>,
+  cache: ReturnType<typeof runCache>,
+  opts: { onProgress?: OnProgress; signal?: AbortSignal } = {},
+): Promise<{ songs: string; events: string }> {
+  return {
+    songs: await mirrorPrefix(store, paths.stagedSongs, cache.at('staged', 'songs'), opts),
+    events: await mirrorPrefix(store, paths.stagedEvents, cache.at('staged', 'events'), opts),
+  };
 }
 
 /**
@@ -195,40 +208,34 @@ async function countFiles(dir: string): Promise<number> {
 }
 
 /**
- * Builds the star schema from the run's staged Parquet (downloaded to a scratch directory: DuckDB cannot read
- * S3 here) and writes each table as Parquet, sorted and hive-partitioned, to `<output>/_staging/<run>/tables/`.
- * When `list_inputs` found the song input unchanged, songs and artists are not built: plays are matched with
- * the lake's persisted song lookup instead. Otherwise the run's lookup goes to `_staging/<run>/` for publish.
+ * Builds the star schema from the run's staged Parquet and writes each table as Parquet, sorted and
+ * hive-partitioned, to `<output>/_staging/<run>/tables/` (and `user_days` to `_staging/<run>/state/`). The files
+ * are written in the worker's run cache first, where validate finds them. When `list_inputs` found the song
+ * input unchanged, songs and artists are not built: plays are matched with the lake's persisted song lookup
+ * instead. Otherwise the run's lookup goes to `_staging/<run>/` for publish.
  */
 export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesResult> {
   const { store } = args;
   const paths = runPaths(args.output, args.runId);
   const settings = args.duckdb ?? {};
+  const cache = runCache(settings, args.runId);
   const songInput = await readSongInput(store, args.output, args.runId);
   await assertSongsStillPublished(store, args.output, songInput);
   return withScratch(settings, 'build', async (dir) => {
-    const input = path.join(dir, 'staged');
-    const songObjs = await store.list(paths.stagedSongs);
-    const eventObjs = await store.list(paths.stagedEvents);
-    const all = [
-      ...songObjs.map((o) => ({ o, local: path.join(input, 'songs', o.key) })),
-      ...eventObjs.map((o) => ({ o, local: path.join(input, 'events', o.key) })),
-    ];
+    const staged = await stagedDirs(store, paths, cache, args);
     const lookupFile = path.join(dir, 'song_lookup.parquet');
-    if (songInput.reusedFrom) {
-      const uri = lakeStatePaths(args.output).songLookup;
-      all.push({ o: { uri, key: 'song_lookup.parquet', size: 0, etag: '' }, local: lookupFile });
-    }
-    await downloadAll(store, all, { onProgress: args.onProgress, signal: args.signal });
+    if (songInput.reusedFrom) await store.download(lakeStatePaths(args.output).songLookup, lookupFile);
 
-    const out = path.join(dir, 'tables');
+    // A retried build replaces the previous attempt's tables whole.
+    const [out, state] = [cache.at('tables'), cache.at('state')];
+    await Promise.all([out, state].map((d) => rm(d, { recursive: true, force: true })));
     const token = runToken(args.runId);
     const tables = songInput.reusedFrom ? TABLES.filter((t) => !SONG_TABLES.includes(t)) : TABLES;
     const rows = await withDuckDb(
       settings,
       dir,
       async (conn) => {
-        await loadStaged(conn, input);
+        await loadStaged(conn, staged);
         if (songInput.reusedFrom) {
           await conn.run(`CREATE TABLE song_lookup AS SELECT * FROM read_parquet(${sqlString(lookupFile)})`);
         } else {
@@ -249,17 +256,16 @@ export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesRes
           const r = await conn.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM ${t}`);
           counts[t] = Number(r.getRowObjectsJS()[0]?.n ?? 0);
         }
-        await writeTable(conn, 'user_days', path.join(dir, 'state', 'user_days'), token);
+        await writeTable(conn, 'user_days', path.join(state, 'user_days'), token);
         return counts;
       },
       args.signal,
     );
 
-    // A retried build replaces the previous attempt's tables whole.
     await store.deletePrefix(paths.tables);
     await store.uploadDir(out, paths.tables);
     await store.deletePrefix(paths.state);
-    await store.uploadDir(path.join(dir, 'state'), paths.state);
+    await store.uploadDir(state, paths.state);
     if (!songInput.reusedFrom) await store.write(paths.songLookup, { file: lookupFile });
     return {
       rows,

@@ -5,7 +5,9 @@ import { joinUri } from '../storage/uri';
 import { USERS_FROM_USER_DAYS, writeTable } from './build-tables';
 import { type DuckDbSettings, withDuckDb, withScratch } from './duckdb';
 import { InputDataError, QualityCheckError } from './errors';
-import { type LayoutName, lakeStatePaths, runPaths, runToken } from './paths';
+import { lakeStatePaths, runPaths, runToken } from './paths';
+import { mirrorPrefix } from '../storage/mirror';
+import { runCache } from './run-cache';
 import { downloadAll } from './transfer';
 import { loadTable } from './validate';
 
@@ -79,7 +81,6 @@ export async function mergeIntoLake(args: MergeArgs): Promise<MergeResult | null
   const runFiles = {
     songplays: await store.list(joinUri(paths.tables, 'songplays')),
     time: await store.list(joinUri(paths.tables, 'time')),
-    user_days: await store.list(joinUri(paths.state, 'user_days')),
   };
   const partitions = [
     ...new Set([
@@ -97,12 +98,17 @@ export async function mergeIntoLake(args: MergeArgs): Promise<MergeResult | null
       }
     };
     for (const table of MONTHLY) {
-      want(runFiles[table], 'run', table);
       for (const p of partitions) want(await store.list(joinUri(output, table, p)), 'pub', table, p);
     }
-    want(runFiles.user_days, 'run', 'user_days');
     want(publishedUserDays, 'pub', 'user_days');
     await downloadAll(store, downloads, { signal: args.signal });
+    // The run's own tables: still in this worker's run cache when build ran here.
+    const cache = runCache(settings, runId);
+    const runDirs: Record<(typeof MONTHLY)[number] | 'user_days', string> = {
+      songplays: await mirrorPrefix(store, joinUri(paths.tables, 'songplays'), cache.at('tables', 'songplays')),
+      time: await mirrorPrefix(store, joinUri(paths.tables, 'time'), cache.at('tables', 'time')),
+      user_days: await mirrorPrefix(store, joinUri(paths.state, 'user_days'), cache.at('state', 'user_days')),
+    };
 
     const out = path.join(dir, 'merged');
     const token = runToken(runId);
@@ -110,9 +116,13 @@ export async function mergeIntoLake(args: MergeArgs): Promise<MergeResult | null
       settings,
       dir,
       async (conn) => {
-        for (const table of [...MONTHLY, 'user_days'] as LayoutName[]) {
-          for (const side of ['pub', 'run']) {
-            await loadTable(conn, table, path.join(dir, side, table));
+        for (const table of [...MONTHLY, 'user_days'] as const) {
+          const sides: [string, string][] = [
+            ['pub', path.join(dir, 'pub', table)],
+            ['run', runDirs[table]],
+          ];
+          for (const [side, local] of sides) {
+            await loadTable(conn, table, local);
             await conn.run(`ALTER TABLE "${table}" RENAME TO ${side}_${table}`);
           }
         }

@@ -4,6 +4,7 @@ import { isS3Uri, joinUri } from '../storage/uri';
 import type { DataInterval } from '../../core/types';
 import type { DuckDbSettings } from './duckdb';
 import { mergeIntoLake } from './merge';
+import { runCache } from './run-cache';
 import { type LayoutName, SONG_TABLES, TABLES, type TableName, lakeStatePaths, runPaths } from './paths';
 import { type SongState, assertSongsStillPublished, readSongInput } from './song-state';
 
@@ -112,6 +113,9 @@ export async function publish(args: PublishArgs): Promise<PublishResult> {
 
   await store.deletePrefix(paths.trash);
   await store.deletePrefix(paths.staging);
+  const cache = runCache(args.duckdb ?? {}, runId);
+  await cache.drop();
+  await cache.prune();
   return { files, swapped: units.map((u) => u.name), ...(merge ? { partitions: merge.partitions } : {}) };
 }
 

@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Store } from '../storage/store';
@@ -5,6 +6,7 @@ import { mapLimit } from '../storage/concurrency';
 import { joinUri } from '../storage/uri';
 import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
 import { InputDataError } from './errors';
+import { runCache } from './run-cache';
 import type { Manifest } from './list-inputs';
 import { type OnProgress, runPaths } from './paths';
 import {
@@ -183,7 +185,9 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
   const rejects = parsed.flatMap((p) => p.rejects);
 
   await withScratch(args.duckdb ?? {}, 'stage', async (dir) => {
-    const local = path.join(dir, 'part.parquet');
+    // Written in the worker's run cache, where build finds it without downloading it again.
+    const local = runCache(args.duckdb ?? {}, args.runId).at('staged', kind, path.basename(part));
+    await mkdir(path.dirname(local), { recursive: true });
     await withDuckDb(
       args.duckdb ?? {},
       dir,

@@ -3,9 +3,10 @@ import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Store } from '../storage/store';
 import { joinUri } from '../storage/uri';
-import { downloadAll } from './transfer';
 import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
-import { loadStaged } from './build-tables';
+import { loadStaged, stagedDirs } from './build-tables';
+import { mirrorPrefix } from '../storage/mirror';
+import { runCache } from './run-cache';
 import {
   type LayoutName,
   type OnProgress,
@@ -93,23 +94,19 @@ export async function validate(args: ValidateArgs): Promise<ValidateResult> {
   const songInput = await readSongInput(store, args.output, args.runId);
   const tables = songInput.reusedFrom ? TABLES.filter((t) => !SONG_TABLES.includes(t)) : TABLES;
   const checks = await withScratch(settings, 'validate', async (dir) => {
-    const objects = [
-      ...(await store.list(paths.tables)).map((o) => ({ o, local: path.join(dir, 'tables', ...o.key.split('/')) })),
-      ...(await store.list(paths.stagedSongs)).map((o) => ({ o, local: path.join(dir, 'staged', 'songs', o.key) })),
-      ...(await store.list(paths.stagedEvents)).map((o) => ({ o, local: path.join(dir, 'staged', 'events', o.key) })),
-    ];
+    // What build wrote on this worker is still in the run cache (checked against the objects' ETags).
+    const cache = runCache(settings, args.runId);
+    const progress = { onProgress: args.onProgress, signal: args.signal };
+    const tablesDir = await mirrorPrefix(store, paths.tables, cache.at('tables'), progress);
+    const staged = await stagedDirs(store, paths, cache, progress);
     const lookupFile = path.join(dir, 'song_lookup.parquet');
-    if (songInput.reusedFrom) {
-      const uri = lakeStatePaths(args.output).songLookup;
-      objects.push({ o: { uri, key: 'song_lookup.parquet', size: 0, etag: '' }, local: lookupFile });
-    }
-    await downloadAll(store, objects, { onProgress: args.onProgress, signal: args.signal });
+    if (songInput.reusedFrom) await store.download(lakeStatePaths(args.output).songLookup, lookupFile);
     return withDuckDb(
       settings,
       dir,
       async (conn) => {
-        await loadStaged(conn, path.join(dir, 'staged'));
-        for (const t of tables) await loadTable(conn, t, path.join(dir, 'tables', t));
+        await loadStaged(conn, staged);
+        for (const t of tables) await loadTable(conn, t, path.join(tablesDir, t));
         const out: QualityCheck[] = [];
         const check = (name: string, passed: boolean, detail: string) => out.push({ name, passed, detail });
 

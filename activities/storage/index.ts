@@ -9,3 +9,4 @@ export {
 } from './s3-client';
 export { baseName, isS3Uri, joinUri, parseUri, type Location } from './uri';
 export { mapLimit } from './concurrency';
+export { mirrorPrefix, s3Etag, type MirrorOptions, type MirrorProgress } from './mirror';
