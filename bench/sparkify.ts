@@ -42,8 +42,13 @@ const opts = new Command('bench')
   .option('--events <n>', 'events (overrides --scale)', count)
   .option('--days <n>', 'daily log files', count, 30)
   .option('--memory-limit <size>', "the worker's DuckDB memory_limit", '1GB')
+  .option(
+    '--work-dir <dir>',
+    "one file system for the input, the floor's lake, the S3 server's data and the worker's scratch",
+    tmpdir(),
+  )
   .parse()
-  .opts<{ scale: string; songs?: number; events?: number; days: number; memoryLimit: string }>();
+  .opts<{ scale: string; songs?: number; events?: number; days: number; memoryLimit: string; workDir: string }>();
 const preset = SCALES[opts.scale as keyof typeof SCALES];
 if (!preset && !(opts.songs && opts.events)) throw new Error(`unknown --scale '${opts.scale}'`);
 const songs = opts.songs ?? preset[0];
@@ -57,7 +62,7 @@ const dirBytes = (dir: string): number =>
     .filter((e) => e.isFile())
     .reduce((sum, e) => sum + statSync(join(e.parentPath, e.name)).size, 0);
 
-const work = mkdtempSync(join(tmpdir(), 'tempoflow-bench-'));
+const work = mkdtempSync(join(opts.workDir, 'tempoflow-bench-'));
 const cleanups: (() => Promise<void> | void)[] = [() => rmSync(work, { recursive: true, force: true })];
 try {
   const input = join(work, 'input');
@@ -76,7 +81,7 @@ try {
   const floorMs = Date.now() - t;
 
   // tempoflow: Temporal dev server, S3 server, a worker process.
-  const [temporal, s3] = await Promise.all([startDevServer({ headless: true }), startS3Server({ buckets: ['bench'] })]);
+  const [temporal, s3] = await Promise.all([startDevServer({ headless: true }), startS3Server({ buckets: ['bench'], dataDir: join(work, 's3', 'objects') })]);
   cleanups.push(
     () => temporal.stop(),
     () => s3.stop(),
@@ -87,10 +92,12 @@ try {
   log('uploading the input to the S3 server');
   await createStore({ s3Client }).uploadDir(input, 's3://bench/input');
   const taskQueue = `bench-${Date.now()}`;
+  mkdirSync(join(work, 'worker'), { recursive: true });
   const worker = await startWorkerProcess(temporal.address, taskQueue, {
     ...s3Env,
     TEMPOFLOW_DUCKDB_MEMORY_LIMIT: opts.memoryLimit,
     TEMPOFLOW_DUCKDB_TEMP_DIR: join(work, 'spill'),
+    TMPDIR: join(work, 'worker'),
   });
   cleanups.push(() => stop(worker));
   let peakRss = 0;
@@ -127,6 +134,7 @@ try {
     rows: dagRows,
     dagSeconds: +(dagMs / 1000).toFixed(2),
     floorSeconds: +(floorMs / 1000).toFixed(2),
+    workDir: opts.workDir,
     ratioToFloor: +ratio.toFixed(2),
     eventsPerSecond: Math.round(events / (dagMs / 1000)),
     mbPerSecond: +(inputBytes / 1e6 / (dagMs / 1000)).toFixed(1),

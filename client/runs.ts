@@ -4,6 +4,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { TempoflowError } from '../core/errors';
 import { resolveParams } from '../core/params';
+import { dagRunId } from '../core/schedule';
 import { DAG_ID, DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
 import type { DagRunInput, DagRunStatus, DagSnapshot, DataInterval, Json } from '../core/types';
 import { DAG_RUN_FAILED, DAG_RUN_WORKFLOW, statusQuery } from '../workflows/definitions';
@@ -31,10 +32,7 @@ export interface TriggeredRun {
   created: boolean;
 }
 
-/** The run id of a DAG run: one DAG and logical date is one run (starting it again reports the existing one). */
-export function dagRunId(dagId: string, logicalDate: string): string {
-  return `${dagId}__${logicalDate}`;
-}
+export { dagRunId };
 
 export function normalizeInstant(value: string, what: string): string {
   const date = new Date(value);

@@ -3,9 +3,9 @@ import { ScheduleNotFoundError } from '@temporalio/client';
 import { durationToMs } from '../core/duration';
 import { TempoflowError } from '../core/errors';
 import { resolveParams } from '../core/params';
-import { checkCron } from '../core/schedule';
+import { checkCron, dagRunId } from '../core/schedule';
 import type { ScheduleTiming } from '../core/schedule';
-import { DAG_ID, DAG_RUN_STATE } from '../core/search-attributes';
+import { DAG_ID } from '../core/search-attributes';
 import type { DagRunInput, DagSnapshot } from '../core/types';
 import { DAG_RUN_WORKFLOW } from '../workflows/definitions';
 import { getRunStatus } from './runs';
@@ -57,11 +57,8 @@ export async function createSchedule(
       workflowId: `${dag.id}__scheduled`,
       taskQueue: options.taskQueue,
       args: [input],
+      // Not itself a run (no DagId): it starts the run `<dag>__<scheduled time>`, or reports it if it exists.
       staticSummary: `${dag.id} (scheduled by ${scheduleId})`,
-      typedSearchAttributes: [
-        { key: DAG_ID, value: dag.id },
-        { key: DAG_RUN_STATE, value: 'queued' },
-      ],
     },
     policies: {
       overlap: (options.overlap ?? 'skip').toUpperCase() as ScheduleOverlapPolicy,
@@ -113,12 +110,14 @@ export async function describeSchedule(client: Client, scheduleId: string): Prom
   }
   const recentRuns = await Promise.all(
     description.info.recentActions.map(async (action) => {
-      const runId = action.action.workflow.workflowId;
+      const scheduledAt = action.scheduledAt.toISOString();
+      const runId = dagRunId(dagIdOf(description), scheduledAt);
+      // The run starts a moment after the schedule's action: until then it is queued.
       const state = await getRunStatus(client, runId).then(
         (s) => s.state,
-        () => 'unknown',
+        () => 'queued',
       );
-      return { runId, scheduledAt: action.scheduledAt.toISOString(), state };
+      return { runId, scheduledAt, state };
     }),
   );
   return {

@@ -4,6 +4,14 @@ import type { DagSnapshot, DataInterval } from './types';
 /** A DAG's schedule in the form the runner and backfill use: a cron expression or a fixed interval (UTC). */
 export type ScheduleTiming = { cron: string } | { everyMs: number };
 
+/**
+ * The run id of a DAG run: one DAG and logical date is one run, whoever starts it (trigger, schedule, backfill);
+ * starting it again reports the existing run.
+ */
+export function dagRunId(dagId: string, logicalDate: string): string {
+  return `${dagId}__${logicalDate}`;
+}
+
 /** Deterministic (pure) so the runner workflow can use it to find a scheduled run's data interval. */
 export function previousFireTime(timing: ScheduleTiming, at: Date): Date {
   if ('everyMs' in timing) return new Date(at.getTime() - timing.everyMs);

@@ -246,4 +246,9 @@ export interface DagRunStatus {
   tasks: TaskStatus[];
   /** Outputs of successful tasks (absent for tasks that produced none). */
   outputs: Record<string, Json>;
+  /**
+   * Set on what a schedule started when the run of that logical date already existed (triggered or backfilled
+   * first): `runId` names that run, `state` is its state then, and nothing ran again.
+   */
+  existing?: true;
 }

@@ -170,6 +170,63 @@ describe('operations', () => {
     );
   });
 
+  it('a scheduled run and a trigger of the same logical date are one run', async () => {
+    await withTestWorker(
+      { dags: allTestDags, activities: createTestActivities(new EventLog()) },
+      async ({ client, taskQueue }) => {
+        const scheduleId = `test-one-run-${Date.now()}`;
+        const params = { sleepMs: 10 };
+        await createSchedule(client, dailyDag, { scheduleId, every: '3s', taskQueue, params, paused: true });
+        try {
+          // Triggered by hand before the schedule gets to that time.
+          const [, byHand, afterIt] = (await describeSchedule(client, scheduleId)).nextRuns;
+          assert.ok(byHand && afterIt);
+          const manual = await triggerDagRun(client, dailyDag, { taskQueue, logicalDate: byHand, params });
+          assert.equal((await waitForRun(manual.handle)).state, 'success');
+          await client.schedule.getHandle(scheduleId).unpause();
+          let details = await describeSchedule(client, scheduleId);
+          for (let i = 0; i < 150 && !details.recentRuns.some((r) => r.scheduledAt === afterIt); i++) {
+            await delay(200);
+            details = await describeSchedule(client, scheduleId);
+          }
+          await client.schedule.getHandle(scheduleId).pause();
+          const actions = (await client.schedule.getHandle(scheduleId).describe()).info.recentActions;
+          const actionAt = (at: string) => actions.find((a) => a.scheduledAt.toISOString() === at);
+          const reported = await client.workflow.getHandle(actionAt(byHand)!.action.workflow.workflowId).result();
+          assert.equal(reported.existing, true, 'the schedule reported the triggered run');
+          assert.equal(reported.runId, manual.runId);
+          assert.equal(reported.state, 'success');
+          assert.deepEqual(reported.tasks, [], 'nothing ran again');
+
+          // The schedule's own run has the DAG run id of its time: triggering that date reports it.
+          const scheduled = await client.workflow.getHandle(actionAt(afterIt)!.action.workflow.workflowId).result();
+          assert.equal(scheduled.existing, undefined);
+          assert.equal(scheduled.runId, `${dailyDag.id}__${afterIt}`);
+          assert.equal(scheduled.state, 'success');
+          const again = await triggerDagRun(client, dailyDag, { taskQueue, logicalDate: afterIt, params });
+          assert.equal(again.created, false);
+          assert.equal(again.runId, scheduled.runId);
+          // A one-second range, not `=`: the dev server's SQLite visibility compares datetimes as differently
+          // formatted strings, so `=` and `<=` on the same instant never match.
+          const nextSecond = new Date(Date.parse(afterIt) + 1000).toISOString();
+          const query = `DagId = '${dailyDag.id}' AND LogicalDate >= '${afterIt}' AND LogicalDate < '${nextSecond}'`;
+          let found: string[] = [];
+          for (let i = 0; i < 50 && found.length === 0; i++) {
+            for await (const w of client.workflow.list({ query })) found.push(w.workflowId);
+            if (found.length === 0) await delay(200); // visibility lags a moment behind
+          }
+          assert.deepEqual(
+            found,
+            [scheduled.runId],
+            'the run is findable by DagId and LogicalDate; its launcher is not',
+          );
+        } finally {
+          await deleteSchedule(client, scheduleId);
+        }
+      },
+    );
+  });
+
   it('runs a schedule with the right logical dates and intervals, and honours pause and overlap', async () => {
     await withTestWorker(
       { dags: allTestDags, activities: createTestActivities(new EventLog()) },

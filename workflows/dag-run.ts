@@ -7,19 +7,27 @@ import {
   uuid4,
   executeChild,
   isCancellation,
+  ParentClosePolicy,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { previousFireTime } from '../core/schedule';
+import {
+  ChildWorkflowFailure,
+  defineSearchAttributeKey,
+  SearchAttributeType,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdReusePolicy,
+} from '@temporalio/common';
+import { dagRunId, previousFireTime } from '../core/schedule';
 import type { ScheduleTiming } from '../core/schedule';
-import { DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
+import { DAG_ID, DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
 import { decideTrigger } from '../core/trigger-rules';
 import { FINISHED_TASK_STATES } from '../core/types';
 import type {
   DagRunInput,
+  DagRunState,
   DagRunStatus,
   Json,
   TaskContext,
@@ -42,7 +50,7 @@ import { lockGrantedSignal, lockWorkflowId, releaseLockSignal } from './resource
 import { describeError, runTaskInstance, TaskInstanceFailed } from './task-instance';
 import type { FrameworkActivities } from '../worker/framework-activities';
 
-const { tempoflowRequestLock: requestLock } = proxyActivities<FrameworkActivities>({
+const { tempoflowRequestLock: requestLock, tempoflowFindRuns: findRuns } = proxyActivities<FrameworkActivities>({
   startToCloseTimeout: '1m',
   retry: { maximumAttempts: 10 },
 });
@@ -53,7 +61,8 @@ const { tempoflowRequestLock: requestLock } = proxyActivities<FrameworkActivitie
  * query. The DAG arrives whole in the input, so the history records exactly what ran.
  */
 export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
-  const input = runInput.fromSchedule ? withScheduledDates(runInput, runInput.fromSchedule) : runInput;
+  if (runInput.fromSchedule) return runScheduled(runInput, runInput.fromSchedule);
+  const input = runInput;
   const { dag } = input;
   const runId = workflowInfo().workflowId;
   const status: DagRunStatus = {
@@ -293,16 +302,60 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
 
 const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
 
-/** A scheduled run is for its scheduled time, and its data runs from the previous scheduled time to it. */
-function withScheduledDates(input: DagRunInput, timing: ScheduleTiming): DagRunInput {
-  const scheduled = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME) ?? workflowInfo().startTime;
-  const logicalDate = scheduled.toISOString();
-  upsertSearchAttributes([{ key: LOGICAL_DATE, value: scheduled }]);
-  return {
-    ...input,
+/**
+ * What a schedule starts (under the schedule's own workflow id): the run itself, as a child with the DAG run id of
+ * its logical date, so a scheduled run and a trigger or backfill of the same date are one run. The logical date
+ * is the scheduled time, and the data interval runs from the previous scheduled time to it. When that run
+ * already exists (triggered or backfilled first), this reports it instead of running the DAG again.
+ */
+async function runScheduled(scheduled: DagRunInput, timing: ScheduleTiming): Promise<DagRunStatus> {
+  const at = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME) ?? workflowInfo().startTime;
+  const logicalDate = at.toISOString();
+  const input: DagRunInput = {
+    dag: scheduled.dag,
+    params: scheduled.params,
     logicalDate,
-    dataInterval: { start: previousFireTime(timing, scheduled).toISOString(), end: logicalDate },
+    dataInterval: { start: previousFireTime(timing, at).toISOString(), end: logicalDate },
   };
+  const runId = dagRunId(input.dag.id, logicalDate);
+  upsertSearchAttributes([{ key: LOGICAL_DATE, value: at }]);
+  setCurrentDetails(`Runs the DAG as workflow \`${runId}\``);
+  try {
+    return await executeChild<typeof dagRun>(dagRun, {
+      workflowId: runId,
+      args: [input],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+      parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      staticSummary: `${input.dag.id} · logical date ${logicalDate} (scheduled)`,
+      staticDetails: `data interval ${input.dataInterval!.start} to ${logicalDate}`,
+      typedSearchAttributes: [
+        { key: DAG_ID, value: input.dag.id },
+        { key: LOGICAL_DATE, value: at },
+        { key: DAG_RUN_STATE, value: 'queued' },
+      ],
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      const found = await findRuns({ runIds: [runId] });
+      const state = found[runId] ?? 'running';
+      setCurrentDetails(`The run of this logical date already exists: ${runId} (${state})`);
+      return {
+        dagId: input.dag.id,
+        runId,
+        state: (['success', 'failed', 'cancelled'].includes(state) ? state : 'running') as DagRunState,
+        logicalDate,
+        dataInterval: input.dataInterval,
+        params: input.params,
+        startedAt: workflowInfo().startTime.toISOString(),
+        tasks: [],
+        outputs: {},
+        existing: true,
+      };
+    }
+    // The run's own failure (its message names the failed tasks), not the child-workflow wrapper around it.
+    if (err instanceof ChildWorkflowFailure && err.cause instanceof ApplicationFailure) throw err.cause;
+    throw err;
+  }
 }
 
 function mapItems(task: TaskSnapshot, output: Json | undefined): Json[] | string {
