@@ -6,6 +6,7 @@ import { retryRun, waitForRun, triggerDagRun } from '../client/runs';
 import { createSchedule, deleteSchedule, describeSchedule, pauseSchedule } from '../client/schedules';
 import { intervalsBetween } from '../core/schedule';
 import type { DagRunStatus } from '../core/types';
+import type { dagRun } from '../workflows';
 import {
   allTestDags,
   createTestActivities,
@@ -192,14 +193,18 @@ describe('operations', () => {
           await client.schedule.getHandle(scheduleId).pause();
           const actions = (await client.schedule.getHandle(scheduleId).describe()).info.recentActions;
           const actionAt = (at: string) => actions.find((a) => a.scheduledAt.toISOString() === at);
-          const reported = await client.workflow.getHandle(actionAt(byHand)!.action.workflow.workflowId).result();
+          const reported = await client.workflow
+            .getHandle<typeof dagRun>(actionAt(byHand)!.action.workflow.workflowId)
+            .result();
           assert.equal(reported.existing, true, 'the schedule reported the triggered run');
           assert.equal(reported.runId, manual.runId);
           assert.equal(reported.state, 'success');
           assert.deepEqual(reported.tasks, [], 'nothing ran again');
 
           // The schedule's own run has the DAG run id of its time: triggering that date reports it.
-          const scheduled = await client.workflow.getHandle(actionAt(afterIt)!.action.workflow.workflowId).result();
+          const scheduled = await client.workflow
+            .getHandle<typeof dagRun>(actionAt(afterIt)!.action.workflow.workflowId)
+            .result();
           assert.equal(scheduled.existing, undefined);
           assert.equal(scheduled.runId, `${dailyDag.id}__${afterIt}`);
           assert.equal(scheduled.state, 'success');
@@ -210,7 +215,7 @@ describe('operations', () => {
           // formatted strings, so `=` and `<=` on the same instant never match.
           const nextSecond = new Date(Date.parse(afterIt) + 1000).toISOString();
           const query = `DagId = '${dailyDag.id}' AND LogicalDate >= '${afterIt}' AND LogicalDate < '${nextSecond}'`;
-          let found: string[] = [];
+          const found: string[] = [];
           for (let i = 0; i < 50 && found.length === 0; i++) {
             for await (const w of client.workflow.list({ query })) found.push(w.workflowId);
             if (found.length === 0) await delay(200); // visibility lags a moment behind
