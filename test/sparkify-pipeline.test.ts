@@ -13,6 +13,7 @@ import {
   buildTables,
   generateSparkify,
   listInputs,
+  parseEventFile,
   publish,
   readPublished,
   runPaths,
@@ -197,6 +198,17 @@ void describe('pipeline on generated data (local directories)', () => {
     assert.equal(now.songs.length, 50);
     await fs.rm(otherInput, { recursive: true, force: true });
   });
+});
+
+void test('text that is not valid Unicode is a reject, not a failed load', () => {
+  const lone = '{"page": "Home", "itemInSession": 0, "sessionId": 1, "ts": 1, "userId": "", "firstName": "\\ud800"}';
+  const paired = lone.replace('\\ud800', '\\ud83d\\ude00');
+  const parsed = parseEventFile('f.json', `${lone}\n${paired}\n`);
+  assert.deepEqual(parsed.records, [paired]);
+  assert.deepEqual(
+    parsed.rejects.map((r) => [r.line, r.reason]),
+    [[1, "'firstName' is not valid Unicode (a lone surrogate)"]],
+  );
 });
 
 void describe('bad input records', () => {

@@ -51,6 +51,9 @@ export const EVENT_COLUMNS: readonly ColumnSpec[] = [
 
 export type Row = (string | number | null)[];
 
+// With the `u` flag, a paired surrogate is one code point; only unpaired halves are category Cs.
+const LONE_SURROGATE = /\p{Cs}/u;
+
 function checkValue(col: ColumnSpec, value: unknown): string | undefined {
   if (value === null || value === undefined) {
     return col.required ? `missing required field '${col.name}'` : undefined;
@@ -59,6 +62,8 @@ function checkValue(col: ColumnSpec, value: unknown): string | undefined {
     case 'VARCHAR':
       if (typeof value !== 'string') return `'${col.name}' must be a string, got ${JSON.stringify(value)}`;
       if (col.nonEmpty && value === '') return `'${col.name}' must not be empty`;
+      // A lone surrogate (`"\ud800"`) parses in JavaScript but is not text: Parquet strings are UTF-8.
+      if (LONE_SURROGATE.test(value)) return `'${col.name}' is not valid Unicode (a lone surrogate)`;
       return undefined;
     case 'DOUBLE':
       if (typeof value !== 'number' || !Number.isFinite(value)) {

@@ -1,6 +1,8 @@
+import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { once } from 'node:events';
 import path from 'node:path';
-import type { DuckDBConnection } from '@duckdb/node-api';
+import { finished } from 'node:stream/promises';
 import type { Store } from '../storage/store';
 import { mapLimit } from '../storage/concurrency';
 import { joinUri } from '../storage/uri';
@@ -9,16 +11,7 @@ import { InputDataError } from './errors';
 import { runCache } from './run-cache';
 import type { Manifest } from './list-inputs';
 import { type OnProgress, runPaths } from './paths';
-import {
-  type Checked,
-  type ColumnSpec,
-  EVENT_COLUMNS,
-  type Row,
-  SONG_COLUMNS,
-  checkEvent,
-  checkSong,
-  columnsDdl,
-} from './schema';
+import { type Checked, EVENT_COLUMNS, SONG_COLUMNS, checkEvent, checkSong } from './schema';
 
 export interface StageArgs {
   store: Store;
@@ -64,8 +57,11 @@ function lineOf(text: string, err: unknown): number {
 }
 
 interface Parsed {
-  rows: Row[];
+  /** Each accepted record as one line of JSON, in file order. */
+  records: string[];
   rejects: Reject[];
+  /** Accepted `NextSong` events. */
+  plays: number;
 }
 
 /**
@@ -73,11 +69,11 @@ interface Parsed {
  * newline-delimited (each line a record); anything else that does not parse is one rejected record.
  */
 export function parseSongFile(file: string, text: string): Parsed {
-  const out: Parsed = { rows: [], rejects: [] };
+  const out: Parsed = { records: [], rejects: [], plays: 0 };
   if (text.trim() === '') return out;
   const add = (value: unknown, line: number, raw: string) => {
     const c: Checked = checkSong(value);
-    if (c.ok) out.rows.push(c.row);
+    if (c.ok) out.records.push(JSON.stringify(value));
     else out.rejects.push({ file, line, reason: c.reason, raw: clip(raw) });
   };
   try {
@@ -101,8 +97,10 @@ export function parseSongFile(file: string, text: string): Parsed {
   }
 }
 
+const PAGE = EVENT_COLUMNS.findIndex((c) => c.name === 'page');
+
 function parseEventLike(file: string, lines: string[], check: (v: unknown) => Checked): Parsed {
-  const out: Parsed = { rows: [], rejects: [] };
+  const out: Parsed = { records: [], rejects: [], plays: 0 };
   lines.forEach((raw, i) => {
     if (raw.trim() === '') return; // blank lines (e.g. the file's last newline) are not records
     let value: unknown;
@@ -113,8 +111,12 @@ function parseEventLike(file: string, lines: string[], check: (v: unknown) => Ch
       return;
     }
     const c = check(value);
-    if (c.ok) out.rows.push(c.row);
-    else out.rejects.push({ file, line: i + 1, reason: c.reason, raw: clip(raw) });
+    if (!c.ok) {
+      out.rejects.push({ file, line: i + 1, reason: c.reason, raw: clip(raw) });
+      return;
+    }
+    out.records.push(raw); // one line of valid JSON already
+    if (check === checkEvent && c.row[PAGE] === 'NextSong') out.plays++;
   });
   return out;
 }
@@ -122,25 +124,6 @@ function parseEventLike(file: string, lines: string[], check: (v: unknown) => Ch
 /** An event file: one JSON object per line. */
 export function parseEventFile(file: string, text: string): Parsed {
   return parseEventLike(file, text.split(/\r?\n/), checkEvent);
-}
-
-async function appendRows(conn: DuckDBConnection, columns: readonly ColumnSpec[], rows: Row[]): Promise<void> {
-  const appender = await conn.createAppender('staged');
-  try {
-    for (const row of rows) {
-      columns.forEach((col, i) => {
-        const v = row[i];
-        if (v === null || v === undefined) appender.appendNull();
-        else if (col.type === 'VARCHAR') appender.appendVarchar(v as string);
-        else if (col.type === 'DOUBLE') appender.appendDouble(v as number);
-        else if (col.type === 'INTEGER') appender.appendInteger(v as number);
-        else appender.appendBigInt(BigInt(v));
-      });
-      appender.endRow();
-    }
-  } finally {
-    appender.closeSync(); // flushes
-  }
 }
 
 async function readManifest(store: Store, uri: string, kind: Manifest['kind']): Promise<Manifest> {
@@ -181,10 +164,19 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
     },
     args.signal,
   );
-  const rows = parsed.flatMap((p) => p.rows);
   const rejects = parsed.flatMap((p) => p.rejects);
+  const records = parsed.reduce((a, p) => a + p.records.length, 0);
 
   await withScratch(args.duckdb ?? {}, 'stage', async (dir) => {
+    // The accepted records, validated above, as newline-delimited JSON: DuckDB reads them natively with the
+    // explicit column types (every value already has its column's type).
+    const accepted = path.join(dir, 'accepted.ndjson');
+    const out = createWriteStream(accepted);
+    for (const p of parsed) {
+      if (p.records.length > 0 && !out.write(p.records.join('\n') + '\n')) await once(out, 'drain');
+    }
+    out.end();
+    await finished(out);
     // Written in the worker's run cache, where build finds it without downloading it again.
     const local = runCache(args.duckdb ?? {}, args.runId).at('staged', kind, path.basename(part));
     await mkdir(path.dirname(local), { recursive: true });
@@ -192,9 +184,13 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
       args.duckdb ?? {},
       dir,
       async (conn) => {
-        await conn.run(`CREATE TABLE staged (${columnsDdl(columns)})`);
-        await appendRows(conn, columns, rows);
-        await conn.run(`COPY staged TO ${sqlString(local)} (FORMAT parquet, COMPRESSION zstd)`);
+        const types = columns.map((c) => `${sqlString(c.name)}: ${sqlString(c.type)}`).join(', ');
+        const source =
+          records === 0
+            ? `(SELECT ${columns.map((c) => `NULL::${c.type} AS "${c.name}"`).join(', ')} LIMIT 0)`
+            : `read_json(${sqlString(accepted)}, columns = {${types}}, format = 'newline_delimited', maximum_object_size = 134217728)`;
+        const select = `SELECT ${columns.map((c) => `"${c.name}"`).join(', ')} FROM ${source}`;
+        await conn.run(`COPY (${select}) TO ${sqlString(local)} (FORMAT parquet, COMPRESSION zstd)`);
       },
       args.signal,
     );
@@ -205,14 +201,13 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
   } else {
     await store.delete(rejectsUri); // a retry that now rejects nothing must not leave an old file behind
   }
-  const pageIdx = EVENT_COLUMNS.findIndex((c) => c.name === 'page');
   return {
     kind,
     files: manifest.files.length,
     bytes: bytesTotal,
-    records: rows.length,
+    records,
     rejected: rejects.length,
-    plays: kind === 'events' ? rows.filter((r) => r[pageIdx] === 'NextSong').length : 0,
+    plays: parsed.reduce((a, p) => a + p.plays, 0),
     part,
     rejects: rejects.length > 0 ? rejectsUri : null,
   };
