@@ -60,6 +60,27 @@ async function exerciseStore(store: Store, root: string) {
   );
 }
 
+void test('mapLimit throws the first error only after the calls in flight have settled', async () => {
+  const { mapLimit } = await import('../activities/storage');
+  let running = 0;
+  let started = 0;
+  const failing = mapLimit(
+    Array.from({ length: 100 }, (_, i) => i),
+    8,
+    async (i) => {
+      started++;
+      running++;
+      await new Promise((resolve) => setTimeout(resolve, i === 3 ? 5 : 30));
+      running--;
+      if (i === 3) throw new Error('item 3 failed');
+      return i;
+    },
+  );
+  await assert.rejects(failing, /item 3 failed/);
+  assert.equal(running, 0, 'nothing is still running');
+  assert.ok(started < 100, `no new call started after the failure (${started} started)`);
+});
+
 void describe('local store', () => {
   void test('write, list, read, copy, rename and delete', async () => {
     const dir = await tempDir();

@@ -170,7 +170,7 @@ async function swapS3(store: Store, units: SwapUnit[]) {
   const copied: string[] = [];
   try {
     // Files first, markers last: a marker is what says a table is this run's.
-    await mapLimit(copies, 16, async (c) => {
+    await mapLimit(copies, 32, async (c) => {
       await store.copy(c.from, c.to);
       copied.push(c.to);
     });
