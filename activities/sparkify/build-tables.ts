@@ -45,13 +45,15 @@ export async function loadStaged(conn: DuckDBConnection, dirs: { songs: string; 
     ['staged_songs', dirs.songs, SONG_COLUMNS],
     ['staged_events', dirs.events, EVENT_COLUMNS],
   ] as const) {
-    await conn.run(`CREATE TABLE ${table} (${columnsDdl(columns)})`);
     const parts = await readdir(dir).catch(() => [] as string[]);
     if (parts.some((p) => p.endsWith('.parquet'))) {
-      const cols = columns.map((c) => `"${c.name}"`).join(', ');
+      // A view: the model reads each staged part once, straight from its Parquet file.
+      const cols = columns.map((c) => `"${c.name}"::${c.type} AS "${c.name}"`).join(', ');
       await conn.run(
-        `INSERT INTO ${table} SELECT ${cols} FROM read_parquet(${sqlString(path.join(dir, '*.parquet'))})`,
+        `CREATE VIEW ${table} AS SELECT ${cols} FROM read_parquet(${sqlString(path.join(dir, '*.parquet'))})`,
       );
+    } else {
+      await conn.run(`CREATE TABLE ${table} (${columnsDdl(columns)})`);
     }
   }
 }
