@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Client, Connection } from '@temporalio/client';
 import Table from 'cli-table3';
@@ -18,6 +18,7 @@ import { generateSparkify } from '../activities/sparkify/generate';
 import { TABLES } from '../activities/sparkify/paths';
 import { EVENT_COLUMNS, SONG_COLUMNS } from '../activities/sparkify/schema';
 import type { ColumnSpec } from '../activities/sparkify/schema';
+import { mapLimit } from '../activities/storage/concurrency';
 import { createS3Client } from '../activities/storage/s3-client';
 import { createStore } from '../activities/storage/store';
 import { triggerDagRun, waitForRun } from '../client/runs';
@@ -77,11 +78,15 @@ try {
   // The floor: one DuckDB process, local files, the same SQL.
   log('floor: plain DuckDB on local files');
   t = Date.now();
-  const floorRows = await floor(input, join(work, 'floor-lake'));
+  const floorLake = join(work, 'floor-lake');
+  const floorRows = await floor(input, floorLake);
   const floorMs = Date.now() - t;
 
   // tempoflow: Temporal dev server, S3 server, a worker process.
-  const [temporal, s3] = await Promise.all([startDevServer({ headless: true }), startS3Server({ buckets: ['bench'], dataDir: join(work, 's3', 'objects') })]);
+  const [temporal, s3] = await Promise.all([
+    startDevServer({ headless: true }),
+    startS3Server({ buckets: ['bench'], dataDir: join(work, 's3', 'objects') }),
+  ]);
   cleanups.push(
     () => temporal.stop(),
     () => s3.stop(),
@@ -142,6 +147,19 @@ try {
   if (!(daily.outputs.list_inputs as { songsReusedFrom?: string }).songsReusedFrom)
     throw new Error('the daily run rebuilt songs');
 
+  // The S3 I/O floor: the requests any pipeline with this input and this layout must make (each input object
+  // read once, each table file written once), with no compute at all. The DAG cannot beat it.
+  log('S3 I/O floor: read every input object, write every file of the floor lake');
+  t = Date.now();
+  const store = createStore({ s3Client });
+  await mapLimit(await store.list('s3://bench/input'), 32, (o) => store.read(o.uri));
+  const lakeFiles = readdirSync(floorLake, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+  await mapLimit(lakeFiles, 32, (e) => {
+    const file = join(e.parentPath, e.name);
+    return store.write(`s3://bench/io-floor/${relative(floorLake, file)}`, { file });
+  });
+  const ioFloorMs = Date.now() - t;
+
   const ratio = dagMs / floorMs;
   const result = {
     scale: name,
@@ -153,6 +171,8 @@ try {
     dagSeconds: +(dagMs / 1000).toFixed(2),
     floorSeconds: +(floorMs / 1000).toFixed(2),
     dailyRunSeconds: +(dailyMs / 1000).toFixed(2),
+    s3IoFloorSeconds: +(ioFloorMs / 1000).toFixed(2),
+    s3Requests: { inputObjects: fileCount(input), tableFiles: lakeFiles.length },
     workDir: opts.workDir,
     ratioToFloor: +ratio.toFixed(2),
     eventsPerSecond: Math.round(events / (dagMs / 1000)),
@@ -172,6 +192,12 @@ try {
   table.push(
     ['wall time', seconds(dagMs), seconds(floorMs), ''],
     ['one daily run after it', seconds(dailyMs), '', ''],
+    [
+      'S3 I/O floor (no compute)',
+      `${seconds(ioFloorMs)}: ${(ioFloorMs / floorMs).toFixed(2)} × floor`,
+      '',
+      ioFloorMs / floorMs > TARGET_RATIO ? `alone over ${TARGET_RATIO} × floor` : '',
+    ],
     ['ratio to floor', ratio.toFixed(2), '1.00', `≤ ${TARGET_RATIO} ${ratio <= TARGET_RATIO ? 'PASS' : 'MISS'}`],
     [
       'events/s',
@@ -191,6 +217,10 @@ try {
   for (const fn of cleanups.reverse()) await fn();
 }
 process.exit(0);
+
+function fileCount(dir: string): number {
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+}
 
 /** The same star schema in one DuckDB process reading the local JSON directly. */
 async function floor(input: string, out: string): Promise<Record<string, number>> {

@@ -106,6 +106,14 @@ const json = (x: unknown): Json => JSON.parse(JSON.stringify(x)) as Json;
  */
 export function createSparkifyActivities(deps: SparkifyActivityDeps) {
   const { store, duckdb } = deps;
+  const stageArgs = (ctx: TaskContext) => ({
+    store,
+    manifest: manifestItem(ctx),
+    output: stringParam(ctx, 'output'),
+    runId: ctx.runId,
+    duckdb,
+    ...temporal(),
+  });
   return {
     sparkifyListInputs: userErrors(async (ctx) =>
       json(
@@ -120,31 +128,8 @@ export function createSparkifyActivities(deps: SparkifyActivityDeps) {
       ),
     ),
 
-    sparkifyStageSongs: userErrors(async (ctx) =>
-      json(
-        await stageSongs({
-          store,
-          manifest: manifestItem(ctx),
-          output: stringParam(ctx, 'output'),
-          runId: ctx.runId,
-          duckdb,
-          ...temporal(),
-        }),
-      ),
-    ),
-
-    sparkifyStageLogs: userErrors(async (ctx) =>
-      json(
-        await stageLogs({
-          store,
-          manifest: manifestItem(ctx),
-          output: stringParam(ctx, 'output'),
-          runId: ctx.runId,
-          duckdb,
-          ...temporal(),
-        }),
-      ),
-    ),
+    sparkifyStageSongs: userErrors(async (ctx) => json(await stageSongs(stageArgs(ctx)))),
+    sparkifyStageLogs: userErrors(async (ctx) => json(await stageLogs(stageArgs(ctx)))),
 
     sparkifyBuildTables: userErrors(async (ctx) => {
       const results = stageResults(ctx);

@@ -1,12 +1,11 @@
+import { TempoflowError } from '../../core/errors';
+
 /**
  * A problem with the input data or the run's configuration that retrying cannot fix. Its message names what to
  * look at (file, line, counts); callers show the message, not a stack trace.
  */
-export class InputDataError extends Error {
+export class InputDataError extends TempoflowError {
   override name = 'InputDataError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** Staging rejected more records than the run allows (`maxRejectRate`). */

@@ -13,7 +13,7 @@ import { getBackfillStatus, listBackfills, planBackfill, REPROCESS_CHOICES, star
 import type { CliContext } from '../context';
 import { CliExit } from '../context';
 import { colorState, formatInstant, table } from '../render';
-import { parseParams } from './trigger';
+import { confOption, paramOption, parseParams } from './trigger';
 
 interface StartFlags {
   from: string;
@@ -50,13 +50,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--dry-run', 'list the runs it would start, and start nothing')
     .option('--no-wait', 'start it and return (follow with `tempoflow backfill show <id>`)')
     .option('--json', 'print one JSON document')
-    .option(
-      '-p, --param <key=value>',
-      'a param for every run (repeatable)',
-      (v: string, prev: string[]) => [...prev, v],
-      [],
-    )
-    .option('-c, --conf <json>', 'params as a JSON object')
+    .addOption(paramOption('a param for every run (repeatable)'))
+    .addOption(confOption())
     .action(async (dagId: string, flags: StartFlags) => {
       const dag = getDag(dagId);
       const params = parseParams(flags);

@@ -17,7 +17,7 @@ import {
   unpauseSchedule,
 } from '../schedules';
 import type { Overlap } from '../schedules';
-import { parseParams } from './trigger';
+import { confOption, paramOption, parseParams } from './trigger';
 
 interface CreateFlags {
   id?: string;
@@ -55,13 +55,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--catchup-window <duration>', "how far back to run missed times after an outage, e.g. '1d'")
     .option('--paused', 'create it paused')
     .option('--note <text>', 'a note shown with the schedule')
-    .option(
-      '-p, --param <key=value>',
-      'a param for every run (repeatable)',
-      (v: string, prev: string[]) => [...prev, v],
-      [],
-    )
-    .option('-c, --conf <json>', 'params as a JSON object')
+    .addOption(paramOption('a param for every run (repeatable)'))
+    .addOption(confOption())
     .action(async (dagId: string, flags: CreateFlags) => {
       const dag = getDag(dagId);
       const client = await ctx.client();

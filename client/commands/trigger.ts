@@ -30,8 +30,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('trigger')
     .description('start a DAG run')
     .argument('<dag>', 'DAG id (see `tempoflow dags list`)')
-    .option('-p, --param <key=value>', 'set a param (repeatable); see `tempoflow dags show <dag>`', collect, [])
-    .option('-c, --conf <json>', 'params as a JSON object (merged under -p)')
+    .addOption(paramOption('set a param (repeatable); see `tempoflow dags show <dag>`'))
+    .addOption(confOption())
     .option('--logical-date <date>', 'the instant the run is for (default: --to, else now), e.g. 2018-11-01')
     .option('--from <date>', 'data interval start (inclusive), e.g. 2018-11-01')
     .option('--to <date>', 'data interval end (exclusive), e.g. 2018-11-02')
@@ -78,8 +78,15 @@ Examples:
     });
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+/** `-p key=value` (repeatable) and `-c '{json}'`: how every command that starts runs takes params. */
+export function paramOption(description: string): Option {
+  return new Option('-p, --param <key=value>', description)
+    .argParser((value: string, previous: string[]) => [...previous, value])
+    .default([]);
+}
+
+export function confOption(): Option {
+  return new Option('-c, --conf <json>', 'params as a JSON object (merged under -p)');
 }
 
 /** `-p key=value` and `--conf '{...}'` into one object of given params (values still strings from -p). */
