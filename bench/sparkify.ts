@@ -12,8 +12,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { Client, Connection } from '@temporalio/client';
 import Table from 'cli-table3';
 import { Command, InvalidArgumentError } from 'commander';
-import { MODEL_SQL, TABLE_LAYOUT } from '../activities/sparkify/build-tables';
-import { parseSize } from '../activities/sparkify/duckdb';
+import { MODEL_SQL, TABLE_LAYOUT, limitPartitionBuffers } from '../activities/sparkify/build-tables';
 import { generateSparkify } from '../activities/sparkify/generate';
 import { TABLES } from '../activities/sparkify/paths';
 import { EVENT_COLUMNS, SONG_COLUMNS } from '../activities/sparkify/schema';
@@ -241,9 +240,7 @@ async function floor(input: string, out: string): Promise<Record<string, number>
       `CREATE TABLE staged_events AS SELECT * FROM read_json('${input}/log_data/**/*.json', columns = ${columns(EVENT_COLUMNS)}, format = 'newline_delimited')`,
     );
     await conn.run(MODEL_SQL);
-    // As build_tables does: one partition per artist makes a partitioned COPY buffer too much by default.
-    const memory = parseSize(opts.memoryLimit) ?? 1e9;
-    await conn.run(`SET partitioned_write_flush_threshold = ${Math.max(256, Math.floor(memory / 1e6))}`);
+    await limitPartitionBuffers(conn, { memoryLimit: opts.memoryLimit }); // as build_tables and publish do
     const rows: Record<string, number> = {};
     for (const t of TABLES) {
       const layout = TABLE_LAYOUT[t];

@@ -3,7 +3,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { createStore, type Store } from '../activities/storage';
+import { sqlString } from '../activities/sparkify/duckdb';
 import {
   InputDataError,
   QualityCheckError,
@@ -371,13 +373,15 @@ void describe('validation', () => {
     // Every user twice, and one matched song gone.
     const [usersFile] = await store.list(`${tables}/users`);
     await store.copy(usersFile?.uri ?? '', `${tables}/users/part-copy.parquet`);
-    const songFiles = await store.list(`${tables}/songs`);
-    const played = new Set<unknown>(lakeBefore.songplays.map((p) => p.song_id).filter((s) => s !== null));
-    const victim = songFiles.find((f) =>
-      lakeBefore.songs.some((s) => played.has(s.song_id) && f.key.includes(`artist_id=${String(s.artist_id)}/`)),
-    );
-    assert.ok(victim);
-    await store.deletePrefix(victim.uri.slice(0, victim.uri.lastIndexOf('/')));
+    const [songsFile, ...more] = await store.list(`${tables}/songs`);
+    assert.ok(songsFile && more.length === 0, 'songs are staged as one file');
+    const victim = lakeBefore.songplays.find((p) => p.song_id !== null)?.song_id;
+    assert.ok(typeof victim === 'string');
+    const db = await (await DuckDBInstance.create(':memory:')).connect();
+    const file = sqlString(songsFile.uri);
+    await db.run(`CREATE TABLE kept AS SELECT * FROM read_parquet(${file}) WHERE song_id <> ${sqlString(victim)}`);
+    await db.run(`COPY kept TO ${file} (FORMAT parquet)`);
+    db.closeSync();
 
     const bad = await validate({ store, output, runId, stageResults: stages });
     assert.equal(bad.passed, false);

@@ -172,21 +172,34 @@ export const TABLE_LAYOUT: Record<LayoutName, { select: string; orderBy: string;
 };
 
 /**
- * Writes a table of the connection to `dir` in its lake layout: sorted, hive-partitioned where the layout says,
- * and with file names carrying the run's token, so a publish never overwrites the previous run's keys in place.
+ * Tables staged as one sorted file and laid out in partitions only by publish. `songs` has a partition per
+ * artist, thousands of tiny files: written once, into the lake, instead of twice (staging, then the lake), they
+ * cost one S3 request each instead of two.
  */
-export async function writeTable(conn: DuckDBConnection, table: LayoutName, dir: string, token: string): Promise<void> {
+export const LAID_OUT_AT_PUBLISH: readonly LayoutName[] = ['songs'];
+
+/**
+ * Writes a table of the connection to `dir` in its lake layout: sorted, hive-partitioned where the layout says
+ * (unless `partitioned: false`: one sorted file with the partition columns in it), and with file names carrying
+ * the run's token, so a publish never overwrites the previous run's keys in place.
+ */
+export async function writeTable(
+  conn: DuckDBConnection,
+  table: LayoutName,
+  dir: string,
+  token: string,
+  opts: { partitioned?: boolean } = {},
+): Promise<void> {
   const layout = TABLE_LAYOUT[table];
   await mkdir(dir, { recursive: true });
   const query = `SELECT ${layout.select} FROM "${table}" ORDER BY ${layout.orderBy}`;
-  const options = layout.partitionBy
-    ? `FORMAT parquet, COMPRESSION zstd, PARTITION_BY (${layout.partitionBy.join(', ')}), FILENAME_PATTERN 'part-${token}-{i}'`
-    : 'FORMAT parquet, COMPRESSION zstd';
-  const file = layout.partitionBy ? dir : path.join(dir, `part-${token}-0.parquet`);
-  if (!layout.partitionBy) {
-    await conn.run(`COPY (${query}) TO ${sqlString(file)} (${options})`);
+  const partitionBy = opts.partitioned === false ? undefined : layout.partitionBy;
+  if (!partitionBy) {
+    const file = path.join(dir, `part-${token}-0.parquet`);
+    await conn.run(`COPY (${query}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd)`);
     return;
   }
+  const options = `FORMAT parquet, COMPRESSION zstd, PARTITION_BY (${partitionBy.join(', ')}), FILENAME_PATTERN 'part-${token}-{i}'`;
   // Keeping insertion order across thousands of partitions (songs: one per artist) slows the write; one thread
   // writes the sorted rows in order anyway, so the files are the same on every run.
   const setting = async (name: string) => {
@@ -198,10 +211,20 @@ export async function writeTable(conn: DuckDBConnection, table: LayoutName, dir:
   await conn.run('SET threads = 1');
   await conn.run('SET preserve_insertion_order = false');
   try {
-    await conn.run(`COPY (${query}) TO ${sqlString(file)} (${options})`);
+    await conn.run(`COPY (${query}) TO ${sqlString(dir)} (${options})`);
   } finally {
     await conn.run(`SET threads = ${Number(threads)}; SET preserve_insertion_order = ${order === 'true'}`);
   }
+}
+
+/**
+ * A partitioned COPY buffers up to `partitioned_write_flush_threshold` rows per thread, with blocks for every
+ * partition they touch: the default (~500k rows) runs out of memory with one partition per artist. ~1 row per MB
+ * of memory keeps the buffers within the memory limit.
+ */
+export async function limitPartitionBuffers(conn: DuckDBConnection, settings: DuckDbSettings): Promise<void> {
+  const memory = parseSize(settings.memoryLimit ?? '1GB') ?? 1e9;
+  await conn.run(`SET partitioned_write_flush_threshold = ${Math.max(256, Math.floor(memory / 1e6))}`);
 }
 
 async function countFiles(dir: string): Promise<number> {
@@ -211,7 +234,8 @@ async function countFiles(dir: string): Promise<number> {
 
 /**
  * Builds the star schema from the run's staged Parquet and writes each table as Parquet, sorted and
- * hive-partitioned, to `<output>/_staging/<run>/tables/` (and `user_days` to `_staging/<run>/state/`). The files
+ * hive-partitioned (songs as one sorted file, see LAID_OUT_AT_PUBLISH), to `<output>/_staging/<run>/tables/`
+ * (and `user_days` to `_staging/<run>/state/`). The files
  * are written in the worker's run cache first, where validate finds them. When `list_inputs` found the song
  * input unchanged, songs and artists are not built: plays are matched with the lake's persisted song lookup
  * instead. Otherwise the run's lookup goes to `_staging/<run>/` for publish.
@@ -247,14 +271,10 @@ export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesRes
           );
         }
         await conn.run(PLAY_MODEL_SQL);
-        // A partitioned COPY buffers up to this many rows per thread, with blocks for every partition they touch:
-        // the default (~500k rows) runs out of memory with one partition per artist. ~1 row per MB of memory
-        // keeps the buffers within the memory limit.
-        const memory = parseSize(settings.memoryLimit ?? '1GB') ?? 1e9;
-        await conn.run(`SET partitioned_write_flush_threshold = ${Math.max(256, Math.floor(memory / 1e6))}`);
+        await limitPartitionBuffers(conn, settings);
         const counts: Partial<Record<TableName, number>> = {};
         for (const t of tables) {
-          await writeTable(conn, t, path.join(out, t), token);
+          await writeTable(conn, t, path.join(out, t), token, { partitioned: !LAID_OUT_AT_PUBLISH.includes(t) });
           const r = await conn.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM ${t}`);
           counts[t] = Number(r.getRowObjectsJS()[0]?.n ?? 0);
         }

@@ -1,11 +1,15 @@
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { mapLimit } from '../storage/concurrency';
+import { mirrorPrefix } from '../storage/mirror';
 import type { Store } from '../storage/store';
 import { isS3Uri, joinUri } from '../storage/uri';
 import type { DataInterval } from '../../core/types';
-import type { DuckDbSettings } from './duckdb';
+import { LAID_OUT_AT_PUBLISH, limitPartitionBuffers, writeTable } from './build-tables';
+import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
 import { mergeIntoLake } from './merge';
 import { runCache } from './run-cache';
-import { type LayoutName, SONG_TABLES, TABLES, type TableName, lakeStatePaths, runPaths } from './paths';
+import { type LayoutName, SONG_TABLES, TABLES, type TableName, lakeStatePaths, runPaths, runToken } from './paths';
 import { type SongState, assertSongsStillPublished, readSongInput } from './song-state';
 
 export interface PublishArgs {
@@ -79,8 +83,12 @@ export async function publish(args: PublishArgs): Promise<PublishResult> {
   const tables = songInput.reusedFrom ? TABLES.filter((t) => !SONG_TABLES.includes(t)) : TABLES;
   const files: Partial<Record<TableName, number>> = {};
   const units: SwapUnit[] = [];
+  const builtAt = async (t: TableName) =>
+    LAID_OUT_AT_PUBLISH.includes(t) ? await layOut(args, t) : joinUri(paths.tables, t);
   const sources: [LayoutName, string, string][] = [
-    ...tables.map((t): [LayoutName, string, string] => [t, joinUri(output, t), joinUri(paths.tables, t)]),
+    ...(await Promise.all(
+      tables.map(async (t): Promise<[LayoutName, string, string]> => [t, joinUri(output, t), await builtAt(t)]),
+    )),
     ['user_days', lake.userDays, joinUri(paths.state, 'user_days')],
   ];
   for (const [name, target, builtAt] of sources) {
@@ -117,6 +125,40 @@ export async function publish(args: PublishArgs): Promise<PublishResult> {
   await cache.drop();
   await cache.prune();
   return { files, swapped: units.map((u) => u.name), ...(merge ? { partitions: merge.partitions } : {}) };
+}
+
+/**
+ * Writes a table build staged as one sorted file (see LAID_OUT_AT_PUBLISH) in its partitioned lake layout, into
+ * a local directory publish copies from: beside the staging area for a local output (so it can be renamed into
+ * place), in the worker's run cache for S3. Returns that directory; it is empty when the staged file is gone
+ * because an earlier attempt of this publish finished.
+ */
+async function layOut(args: PublishArgs, table: TableName): Promise<string> {
+  const settings = args.duckdb ?? {};
+  const paths = runPaths(args.output, args.runId);
+  const cache = runCache(settings, args.runId);
+  const staged = await mirrorPrefix(args.store, joinUri(paths.tables, table), cache.at('tables', table), {
+    signal: args.signal,
+  });
+  const dir = isS3Uri(args.output) ? cache.at('layout', table) : joinUri(paths.staging, 'layout', table);
+  await rm(dir, { recursive: true, force: true });
+  const parts = (await readdir(staged).catch(() => [] as string[])).filter((f) => f.endsWith('.parquet'));
+  if (parts.length === 0) return dir;
+  await withScratch(settings, 'publish', (scratch) =>
+    withDuckDb(
+      settings,
+      scratch,
+      async (conn) => {
+        await conn.run(
+          `CREATE VIEW "${table}" AS SELECT * FROM read_parquet(${sqlString(path.join(staged, '*.parquet'))})`,
+        );
+        await limitPartitionBuffers(conn, settings);
+        await writeTable(conn, table, dir, runToken(args.runId));
+      },
+      args.signal,
+    ),
+  );
+  return dir;
 }
 
 /** One table (or state) to replace: its whole directory (`dirs` = ['']) or some partitions of it. */
