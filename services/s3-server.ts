@@ -17,6 +17,8 @@ export interface S3Server {
   region: string;
   /** Buckets are the top-level folders of this directory. */
   dataDir: string;
+  /** The server's process id (for resource measurements such as the benchmark's). */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -170,7 +172,7 @@ async function startOnce(
   } finally {
     client.destroy();
   }
-  return { endpoint, accessKeyId, secretAccessKey, region: REGION, stop };
+  return { endpoint, accessKeyId, secretAccessKey, region: REGION, pid: child.pid, stop };
 }
 
 /** Environment variables that point the AWS SDK (and so tempoflow's activities) at this server. */
