@@ -116,6 +116,7 @@ async function startOnce(
     '--region',
     REGION,
     '--quiet', // no per-request log lines
+    '--keep-alive', // as S3 does: without it every request opens a new connection
     'posix',
     ...(sidecarDir ? ['--sidecar', sidecarDir] : []),
     dataDir,
