@@ -235,10 +235,10 @@ async function countFiles(dir: string): Promise<number> {
 /**
  * Builds the star schema from the run's staged Parquet and writes each table as Parquet, sorted and
  * hive-partitioned (songs as one sorted file, see LAID_OUT_AT_PUBLISH), to `<output>/_staging/<run>/tables/`
- * (and `user_days` to `_staging/<run>/state/`). The files
- * are written in the worker's run cache first, where validate finds them. When `list_inputs` found the song
- * input unchanged, songs and artists are not built: plays are matched with the lake's persisted song lookup
- * instead. Otherwise the run's lookup goes to `_staging/<run>/` for publish.
+ * (and `user_days` to `_staging/<run>/state/`). The files are written in the worker's run cache first, where
+ * validate finds them. When `list_inputs` found the song input unchanged, songs and artists are not built: plays
+ * are matched with the lake's persisted song lookup instead. Otherwise the run's lookup goes to
+ * `_staging/<run>/` for publish.
  */
 export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesResult> {
   const { store } = args;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { mapLimit } from '../storage/concurrency';
 import { mirrorPrefix } from '../storage/mirror';
 import type { Store } from '../storage/store';
-import { isS3Uri, joinUri } from '../storage/uri';
+import { isS3Uri, joinUri, parseUri } from '../storage/uri';
 import type { DataInterval } from '../../core/types';
 import { LAID_OUT_AT_PUBLISH, limitPartitionBuffers, writeTable } from './build-tables';
 import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
@@ -83,11 +83,11 @@ export async function publish(args: PublishArgs): Promise<PublishResult> {
   const tables = songInput.reusedFrom ? TABLES.filter((t) => !SONG_TABLES.includes(t)) : TABLES;
   const files: Partial<Record<TableName, number>> = {};
   const units: SwapUnit[] = [];
-  const builtAt = async (t: TableName) =>
+  const stagedAt = async (t: TableName) =>
     LAID_OUT_AT_PUBLISH.includes(t) ? await layOut(args, t) : joinUri(paths.tables, t);
   const sources: [LayoutName, string, string][] = [
     ...(await Promise.all(
-      tables.map(async (t): Promise<[LayoutName, string, string]> => [t, joinUri(output, t), await builtAt(t)]),
+      tables.map(async (t): Promise<[LayoutName, string, string]> => [t, joinUri(output, t), await stagedAt(t)]),
     )),
     ['user_days', lake.userDays, joinUri(paths.state, 'user_days')],
   ];
@@ -140,7 +140,8 @@ async function layOut(args: PublishArgs, table: TableName): Promise<string> {
   const staged = await mirrorPrefix(args.store, joinUri(paths.tables, table), cache.at('tables', table), {
     signal: args.signal,
   });
-  const dir = isS3Uri(args.output) ? cache.at('layout', table) : joinUri(paths.staging, 'layout', table);
+  const beside = parseUri(joinUri(paths.staging, 'layout', table));
+  const dir = beside.kind === 'local' ? beside.path : cache.at('layout', table);
   await rm(dir, { recursive: true, force: true });
   const parts = (await readdir(staged).catch(() => [] as string[])).filter((f) => f.endsWith('.parquet'));
   if (parts.length === 0) return dir;
