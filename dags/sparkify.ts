@@ -33,7 +33,17 @@ export const sparkifyDag = defineDag({
     },
   },
   schedule: { cron: '0 0 * * *' },
-  defaults: { retries: 2, retryDelay: '10s', executionTimeout: '1h', heartbeatTimeout: '2m' },
+  // Storage outages are retried (bad data and access errors fail at once, non-retryable): 10 retries 5 s, 10 s,
+  // 20 s, then every 30 s wait about 4 minutes in all, on top of the S3 client's own retries, so an S3 outage
+  // of 2 minutes at any point of a run is ridden out with room to spare.
+  defaults: {
+    retries: 10,
+    retryDelay: '5s',
+    retryBackoff: 2,
+    maxRetryDelay: '30s',
+    executionTimeout: '1h',
+    heartbeatTimeout: '2m',
+  },
   tasks: [
     { id: 'list_inputs', activity: 'sparkifyListInputs', description: 'lists input files into chunk manifests' },
     {

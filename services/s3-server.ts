@@ -38,6 +38,8 @@ export interface S3ServerOptions {
   port?: number;
   /** Created before startS3Server returns. */
   buckets?: string[];
+  /** Default: fresh random keys. A restart on the same `dataDir` passes the first start's keys (they own the buckets). */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
   metadata?: S3MetadataMode;
   log?: (message: string) => void;
 }
@@ -107,8 +109,8 @@ async function startOnce(
   sidecarDir: string | undefined,
   options: S3ServerOptions,
 ): Promise<Omit<S3Server, 'dataDir'>> {
-  const accessKeyId = `tempoflow${randomBytes(6).toString('hex')}`;
-  const secretAccessKey = randomBytes(24).toString('base64url');
+  const accessKeyId = options.credentials?.accessKeyId ?? `tempoflow${randomBytes(6).toString('hex')}`;
+  const secretAccessKey = options.credentials?.secretAccessKey ?? randomBytes(24).toString('base64url');
   if (sidecarDir) mkdirSync(sidecarDir, { recursive: true });
   const args = [
     '--port',

@@ -1,6 +1,7 @@
-import { asyncLocalStorage, cancellationSignal, heartbeat } from '@temporalio/activity';
+import { asyncLocalStorage, cancellationSignal } from '@temporalio/activity';
 import { NonRetryableTaskError } from '../../core/errors';
 import type { Json, TaskActivity, TaskContext } from '../../core/types';
+import { keepAlive, reportProgress } from '../heartbeat';
 import type { Store } from '../storage/store';
 import { type BuildTablesResult, buildTables } from './build-tables';
 import type { DuckDbSettings } from './duckdb';
@@ -24,10 +25,13 @@ interface StageTotals {
   rejected: number;
 }
 
-/** Heartbeats carry progress and keep long tasks alive; outside an activity (plain calls) they are no-ops. */
+/**
+ * Heartbeats carry progress (repeated by `keepAlive` around every task, see `userErrors`); outside an activity
+ * (plain calls) they are no-ops.
+ */
 function temporal(): { onProgress: OnProgress; signal?: AbortSignal } {
   if (!asyncLocalStorage.getStore()) return { onProgress: () => undefined };
-  return { onProgress: (p) => heartbeat(p), signal: cancellationSignal() };
+  return { onProgress: (p) => reportProgress(p), signal: cancellationSignal() };
 }
 
 function stringParam(ctx: TaskContext, name: string): string {
@@ -75,11 +79,16 @@ function totals(results: StageResult[]): StageTotals[] {
   });
 }
 
-/** Bad input is not fixed by retrying: fail the task at once, with the message naming file/line or counts. */
+/**
+ * Bad input is not fixed by retrying: fail the task at once, with the message naming file/line or counts.
+ * Storage faults keep their class (activities/storage/errors.ts): outages retry, access errors do not.
+ * The task heartbeats every few seconds while it runs, however long one step (a DuckDB statement, an upload,
+ * a storage retry loop) takes, so only a dead worker is timed out.
+ */
 function userErrors(fn: (ctx: TaskContext) => Promise<Json>): TaskActivity {
   return async (ctx) => {
     try {
-      return await fn(ctx);
+      return await keepAlive(() => fn(ctx), { message: ctx.taskId.replace(/_/g, ' ') });
     } catch (err) {
       if (err instanceof InputDataError) throw new NonRetryableTaskError(err.message, err.name, { cause: err });
       throw err;
@@ -177,7 +186,7 @@ export function createSparkifyActivities(deps: SparkifyActivityDeps) {
           runId: ctx.runId,
           dataInterval: ctx.dataInterval,
           duckdb,
-          signal: temporal().signal,
+          ...temporal(),
         }),
       ),
     ),

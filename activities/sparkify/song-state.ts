@@ -38,10 +38,12 @@ export function fingerprintSongFiles(files: readonly ObjectInfo[]): string {
 
 async function readJson<T>(store: Store, uri: string): Promise<T | undefined> {
   if (!(await store.exists(uri))) return undefined;
+  // A failed read (an outage, wrong credentials) keeps its own class; only unparseable content is bad data.
+  const text = (await store.read(uri)).toString('utf8');
   try {
-    return JSON.parse((await store.read(uri)).toString('utf8')) as T;
+    return JSON.parse(text) as T;
   } catch (err) {
-    throw new InputDataError(`cannot read ${uri}: ${(err as Error).message}`, { cause: err });
+    throw new InputDataError(`cannot parse ${uri}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -127,11 +127,13 @@ export function parseEventFile(file: string, text: string): Parsed {
 }
 
 async function readManifest(store: Store, uri: string, kind: Manifest['kind']): Promise<Manifest> {
+  // A failed read (an outage, wrong credentials) keeps its own class; only unparseable content is bad data.
+  const text = (await store.read(uri)).toString('utf8');
   let manifest: Manifest;
   try {
-    manifest = JSON.parse((await store.read(uri)).toString('utf8')) as Manifest;
+    manifest = JSON.parse(text) as Manifest;
   } catch (err) {
-    throw new InputDataError(`cannot read manifest ${uri}: ${(err as Error).message}`, { cause: err });
+    throw new InputDataError(`cannot parse manifest ${uri}: ${(err as Error).message}`, { cause: err });
   }
   if (manifest.kind !== kind || !Array.isArray(manifest.files)) {
     throw new InputDataError(`manifest ${uri} is not a '${kind}' manifest`);

@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { mapLimit } from './concurrency';
+import { withStorageErrors } from './errors';
 import { createS3Client } from './s3-client';
 import { joinUri, parseUri } from './uri';
 
@@ -333,5 +334,6 @@ export function createStore(deps: StoreDeps = {}): Store {
       return count;
     },
   };
-  return store;
+  // Outages retry, wrong credentials or buckets fail fast: classified once here for every caller.
+  return withStorageErrors(store);
 }
