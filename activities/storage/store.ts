@@ -49,6 +49,13 @@ export interface Store {
   /** Uploads every file under a local directory to a prefix (keeping relative paths); returns the count. */
   uploadDir(localDir: string, prefixUri: string): Promise<number>;
   exists(uri: string): Promise<boolean>;
+  /**
+   * Creates an object only if none exists at `uri`, atomically: of several callers racing for one URI exactly one
+   * gets `true`, the others `false`, and readers never see a partial object. S3: PUT with `If-None-Match: *`;
+   * local: a temp sibling hard-linked to the name. Meant for small records (journals, leases): the body is held in
+   * memory for S3.
+   */
+  createIfAbsent(uri: string, body: WriteBody): Promise<boolean>;
   delete(uri: string): Promise<void>;
   /** Deletes everything under a prefix; returns how many objects were deleted. */
   deletePrefix(prefixUri: string): Promise<number>;
@@ -85,10 +92,50 @@ function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
 
+async function bodyBytes(body: WriteBody): Promise<Buffer | Uint8Array> {
+  if (typeof body === 'string') return Buffer.from(body);
+  if (body instanceof Uint8Array) return body;
+  if (body instanceof Readable) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(Buffer.from(chunk as Uint8Array));
+    return Buffer.concat(chunks);
+  }
+  return fs.readFile(body.file);
+}
+
 function bodyToStreamOrBytes(body: WriteBody): Readable | Buffer | Uint8Array {
   if (typeof body === 'string') return Buffer.from(body);
   if (body instanceof Readable || body instanceof Uint8Array) return body;
   return createReadStream(body.file);
+}
+
+async function writeBodyToFile(file: string, body: WriteBody): Promise<void> {
+  if (typeof body === 'object' && !(body instanceof Uint8Array) && !(body instanceof Readable)) {
+    await fs.copyFile(body.file, file);
+  } else if (body instanceof Readable) {
+    await pipeline(body, createWriteStream(file));
+  } else {
+    await fs.writeFile(file, body);
+  }
+}
+
+/**
+ * Creates a local file only if the name is free: the body goes to a temp sibling, which is then hard-linked to the
+ * name (`link` fails with EEXIST if the name exists, atomically, and the file appears whole).
+ */
+async function createLocalIfAbsent(file: string, body: WriteBody): Promise<boolean> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = tempSibling(file);
+  try {
+    await writeBodyToFile(tmp, body);
+    await fs.link(tmp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
 }
 
 /** Writes a local file via a temp sibling and rename, so no reader sees a half-written file. */
@@ -210,6 +257,28 @@ export function createStore(deps: StoreDeps = {}): Store {
     await upload.done();
   }
 
+  async function createS3IfAbsent(uri: string, body: WriteBody): Promise<boolean> {
+    const { bucket, key } = s3Loc(uri);
+    const bytes = await bodyBytes(body);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await s3().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes, IfNoneMatch: '*' }));
+        return true;
+      } catch (err) {
+        if (err instanceof S3ServiceException) {
+          if (err.name === 'PreconditionFailed' || err.$metadata.httpStatusCode === 412) return false;
+          // 409: another conditional write to this key is in flight; S3 asks to retry (its outcome decides).
+          const conflict = err.name === 'ConditionalRequestConflict' || err.$metadata.httpStatusCode === 409;
+          if (conflict && attempt < 10) {
+            await new Promise((resolve) => setTimeout(resolve, 50 * attempt + Math.random() * 50));
+            continue;
+          }
+        }
+        throw err;
+      }
+    }
+  }
+
   /** The body as bytes when it is at most one part long, else undefined (streams are never read here). */
   async function smallBody(body: WriteBody): Promise<Buffer | Uint8Array | undefined> {
     if (typeof body === 'string') return Buffer.byteLength(body) <= partSize ? Buffer.from(body) : undefined;
@@ -269,6 +338,11 @@ export function createStore(deps: StoreDeps = {}): Store {
         if (isNotFound(err)) return false;
         throw err;
       }
+    },
+
+    async createIfAbsent(uri, body) {
+      if (parseUri(uri).kind === 'local') return createLocalIfAbsent(localPath(uri), body);
+      return createS3IfAbsent(uri, body);
     },
 
     async delete(uri) {
