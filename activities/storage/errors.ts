@@ -80,6 +80,8 @@ const CREDENTIAL_NAMES: Record<string, string> = {
   InvalidAccessKeyId: 'the access key id is unknown to the server',
   InvalidClientTokenId: 'the access key id is unknown to the server',
   UnrecognizedClientException: 'the access key id is unknown to the server',
+  // versitygw's name for an unknown access key (with status 404).
+  XAdminUserNotFound: 'the access key id is unknown to the server',
   AuthFailure: 'the credentials were refused',
   SignatureDoesNotMatch: 'the secret access key does not match the access key id (or the clock is off)',
   ExpiredToken: 'the session credentials have expired',
@@ -143,7 +145,13 @@ export function classifyStorageError(err: unknown): StorageErrorKind {
   const httpStatus = status(top);
   // Cancellation is neither: the task was asked to stop.
   if (name === 'AbortError' || code === 'ABORT_ERR') return 'other';
-  if (name === 'NoSuchBucket' || name in CREDENTIAL_NAMES || PERMISSION_NAMES.has(name) || REGION_NAMES.has(name)) {
+  if (
+    name === 'NoSuchBucket' ||
+    name === 'InvalidBucketName' ||
+    name in CREDENTIAL_NAMES ||
+    PERMISSION_NAMES.has(name) ||
+    REGION_NAMES.has(name)
+  ) {
     return 'access';
   }
   if (/could not load credentials/i.test(str(top.message))) return 'access';
@@ -186,6 +194,9 @@ function accessAdvice(err: unknown, bucketNames: string[]): string {
       `bucket ${bucket ?? ''} does not exist: check the bucket in the input/output param, and AWS_ENDPOINT_URL_S3 ` +
       `(the S3 server the worker talks to) and AWS_REGION`
     );
+  }
+  if (name === 'InvalidBucketName') {
+    return `${bucket ?? 'the bucket'} is not a valid bucket name: check the bucket in the input/output param`;
   }
   if (REGION_NAMES.has(name) || status(top) === 301) {
     return `bucket ${bucket ?? ''} is in another region than the worker's: set AWS_REGION to the bucket's region`;
