@@ -9,4 +9,5 @@ export {
 } from './s3-client';
 export { baseName, isS3Uri, joinUri, parseUri, type Location } from './uri';
 export { mapLimit } from './concurrency';
+export { assertSafeObjectKey, safeLocalPath, UnsafeObjectKeyError } from './local-path';
 export { mirrorPrefix, s3Etag, type MirrorOptions, type MirrorProgress } from './mirror';

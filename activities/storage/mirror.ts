@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { mapLimit } from './concurrency';
+import { safeLocalPath } from './local-path';
 import type { ObjectInfo, Store } from './store';
 import { parseUri } from './uri';
 
@@ -43,13 +44,14 @@ export async function mirrorPrefix(
     bytesDone: 0,
     bytesTotal: objects.reduce((a, o) => a + o.size, 0),
   };
-  const wanted = new Set(objects.map((o) => path.join(localDir, ...o.key.split('/'))));
+  // Every key is checked before anything changes locally: an unsafe one refuses the whole prefix.
+  const files = objects.map((o) => ({ o, file: safeLocalPath(localDir, o.key) }));
+  const wanted = new Set(files.map((f) => f.file));
   for (const file of await listFiles(localDir)) if (!wanted.has(file)) await fs.rm(file, { force: true });
   await mapLimit(
-    objects,
+    files,
     opts.concurrency ?? 16,
-    async (o: ObjectInfo) => {
-      const file = path.join(localDir, ...o.key.split('/'));
+    async ({ o, file }: { o: ObjectInfo; file: string }) => {
       if (!(await matches(file, o, opts.partSize ?? 8 * 1024 * 1024))) await store.download(o.uri, file);
       progress.filesDone++;
       progress.bytesDone += o.size;

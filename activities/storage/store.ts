@@ -18,6 +18,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { mapLimit } from './concurrency';
 import { withStorageErrors } from './errors';
+import { safeLocalPath } from './local-path';
 import { createS3Client } from './s3-client';
 import { joinUri, parseUri } from './uri';
 
@@ -186,6 +187,12 @@ function s3Loc(uri: string): { bucket: string; key: string } {
   return loc;
 }
 
+/** The URI of `key` under a prefix; under a local folder, refused if the key would escape it (`safeLocalPath`). */
+function keyUri(prefixUri: string, key: string): string {
+  const loc = parseUri(prefixUri);
+  return loc.kind === 'local' ? safeLocalPath(loc.path, key) : joinUri(prefixUri, key);
+}
+
 function dirPrefix(key: string): string {
   return key === '' || key.endsWith('/') ? key : `${key}/`;
 }
@@ -314,14 +321,17 @@ export function createStore(deps: StoreDeps = {}): Store {
 
     async downloadPrefix(prefixUri, localDir) {
       const objects = await store.list(prefixUri);
-      await mapLimit(objects, concurrency, (o) => store.download(o.uri, path.join(localDir, ...o.key.split('/'))));
+      // Every key is checked before the first download: an unsafe one refuses the whole prefix.
+      const files = objects.map((o) => ({ uri: o.uri, file: safeLocalPath(localDir, o.key) }));
+      await mapLimit(files, concurrency, (f) => store.download(f.uri, f.file));
       return objects.length;
     },
 
     async uploadDir(localDir, prefixUri) {
       const files: { file: string; key: string }[] = [];
       await walk(localDir, '', files);
-      await mapLimit(files, concurrency, (f) => store.write(joinUri(prefixUri, f.key), { file: f.file }));
+      const targets = files.map((f) => ({ file: f.file, to: keyUri(prefixUri, f.key) }));
+      await mapLimit(targets, concurrency, (t) => store.write(t.to, { file: t.file }));
       return files.length;
     },
 
@@ -390,7 +400,8 @@ export function createStore(deps: StoreDeps = {}): Store {
 
     async copyPrefix(from, to) {
       const objects = await store.list(from);
-      await mapLimit(objects, concurrency, (o) => store.copy(o.uri, joinUri(to, o.key)));
+      const copies = objects.map((o) => ({ from: o.uri, to: keyUri(to, o.key) }));
+      await mapLimit(copies, concurrency, (c) => store.copy(c.from, c.to));
       return objects.length;
     },
 
