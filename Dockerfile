@@ -3,7 +3,18 @@ FROM node:20-bookworm-slim
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY . .
+# Only what the worker and CLI run (with .dockerignore keeping dl.cfg, .env and keys out of any layer): no
+# tests, docs or local data in the image.
+COPY tsconfig.json ./
+COPY bin bin
+COPY activities activities
+COPY client client
+COPY core core
+COPY dags dags
+COPY services services
+COPY worker worker
+COPY workflows workflows
+COPY scripts/build.ts scripts/build.ts
 # Bundle the workflow code once at build time instead of at every worker start.
 RUN npm run build
 ENTRYPOINT ["node", "bin/tempoflow.js"]
