@@ -8,6 +8,7 @@ import {
   executeChild,
   isCancellation,
   ParentClosePolicy,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -20,6 +21,7 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowIdReusePolicy,
 } from '@temporalio/common';
+import { canonicalLocationSyntax } from '../core/locations';
 import { dagRunId, previousFireTime } from '../core/schedule';
 import type { ScheduleTiming } from '../core/schedule';
 import { DAG_ID, DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
@@ -161,7 +163,14 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
           slots.release(1);
         }
       };
-      const lockKey = (value: Json | undefined) => (typeof value === 'string' ? value : JSON.stringify(value));
+      // Every spelling of one location is one lock (`s3a://b/lake/` = `s3://b/lake`; relative and symlinked local
+      // spellings meet at the lake's own lease). Runs started before this keep the key they locked with.
+      const lockKey = (value: Json | undefined) =>
+        typeof value !== 'string'
+          ? JSON.stringify(value)
+          : patched('canonical-lock-key')
+            ? canonicalLocationSyntax(value)
+            : value;
       output = task.exclusiveBy ? await withLock(lockKey(input.params[task.exclusiveBy]), task, run) : await run();
       if (task.branch) {
         const downstream = dag.tasks.filter((t) => t.upstream.includes(task.id)).map((t) => t.id);

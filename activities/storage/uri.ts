@@ -1,5 +1,7 @@
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { canonicalLocationSyntax } from '../../core/locations';
 
 /** A parsed storage location: an S3 bucket + key, or an absolute local path. */
 export type Location = { kind: 's3'; bucket: string; key: string } | { kind: 'local'; path: string };
@@ -16,6 +18,30 @@ export function parseUri(uri: string): Location {
   }
   const p = uri.startsWith('file://') ? fileURLToPath(uri) : uri;
   return { kind: 'local', path: path.resolve(p) };
+}
+
+/**
+ * The one spelling of a storage location, for comparing locations and naming them in locks and messages:
+ * `s3a://`/`s3n://` -> `s3://`, no trailing or duplicate slashes, `.`/`..` segments resolved (as `parseUri` does:
+ * lexically, before symlinks), local paths absolute with symlinks resolved (the realpath of the longest existing
+ * prefix, plus the part that does not exist yet). `file://` URLs become paths.
+ */
+export function canonicalUri(uri: string): string {
+  const loc = parseUri(uri);
+  if (loc.kind === 's3') return canonicalLocationSyntax(uri);
+  let existing = loc.path;
+  const missing: string[] = [];
+  for (;;) {
+    try {
+      return path.join(realpathSync.native(existing), ...missing);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const parent = path.dirname(existing);
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || parent === existing) return loc.path;
+      missing.unshift(path.basename(existing));
+      existing = parent;
+    }
+  }
 }
 
 export function isS3Uri(uri: string): boolean {
