@@ -231,10 +231,15 @@ export function createStore(deps: StoreDeps = {}): Store {
     const root = localPath(prefixUri);
     const files: { file: string; key: string }[] = [];
     await walk(root, '', files);
-    const infos = await mapLimit(files, 64, async ({ file, key }) => {
-      const st = await fs.stat(file);
-      return { uri: file, key, size: st.size, etag: `${st.size}-${Math.trunc(st.mtimeMs)}` };
+    const listed = await mapLimit(files, 64, async ({ file, key }): Promise<ObjectInfo | undefined> => {
+      // Deleted since readdir saw it (another writer at work): not there, as S3's list would say.
+      const st = await fs.stat(file).catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      });
+      return st && { uri: file, key, size: st.size, etag: `${st.size}-${Math.trunc(st.mtimeMs)}` };
     });
+    const infos = listed.filter((o): o is ObjectInfo => o !== undefined);
     return infos.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
