@@ -168,6 +168,18 @@ for (const backend of backends) {
       await next.release();
     });
 
+    test('a renewal in flight when the holder releases does not hold the lease again', async () => {
+      const store = backend.store();
+      const dir = leaseDir(await backend.root());
+      const holder = await acquireLease(store, dir, 'renewing#1', { ttlMs: 60_000 });
+      const renewal = holder.renew();
+      await holder.release();
+      await renewal;
+      const next = await acquireLease(store, dir, 'next#1', { waitMs: 200, pollMs: 20 });
+      assert.equal(next.tookOver, undefined);
+      await next.release();
+    });
+
     test('acquire stops when its signal aborts', async () => {
       const store = backend.store();
       const dir = leaseDir(await backend.root());

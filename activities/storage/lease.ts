@@ -158,8 +158,10 @@ export async function acquireLease(
         }
         const untilExpiry = Date.parse(previous.expiresAt) - Date.now() + 5;
         const untilDeadline = deadline - Date.now();
-        await delay(Math.max(1, Math.min(pollMs * (0.75 + Math.random() / 2), untilExpiry, untilDeadline)), undefined, {
-          signal: opts.signal,
+        const wait = Math.max(1, Math.min(pollMs * (0.75 + Math.random() / 2), untilExpiry, untilDeadline));
+        await delay(wait, undefined, { signal: opts.signal }).catch((err: unknown) => {
+          opts.signal?.throwIfAborted(); // the caller's reason, not the timer's AbortError
+          throw err;
         });
         continue;
       }
@@ -206,6 +208,13 @@ function heldLease(
     );
   };
   const timeLeft = () => Date.parse(record.expiresAt) - Date.now();
+  // Renew and release write the same file: one at a time, so a renewal in flight never undoes a release.
+  let writing: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
+    const next = writing.then(fn, fn);
+    writing = next.catch(() => undefined);
+    return next;
+  };
 
   async function check(): Promise<void> {
     if (lostReason) throw lost(lostReason);
@@ -231,29 +240,30 @@ function heldLease(
     tookOver: opts.tookOver,
     assertHeld: check,
 
-    async renew() {
-      await check();
-      const before = record;
-      const next = { ...record, expiresAt: new Date(Date.now() + opts.ttlMs).toISOString() };
-      await store.write(generationUri(dir, generation), recordText(next));
-      // A taker that read the old expiry saw it unexpired only if this write landed before the margin began.
-      if (Date.parse(before.expiresAt) - Date.now() < opts.marginMs) {
-        await store
-          .write(generationUri(dir, generation), recordText({ ...next, released: true }))
-          .catch(() => undefined);
-        throw lost(`its renewal completed too close to the expiry ${before.expiresAt}`);
-      }
-      record = next;
-      await check(); // a taker may have won just before the write: then the write above changed nothing it reads
-    },
-
-    async release() {
-      if (released || lostReason) return;
-      released = true;
-      // Only while still ours: after a takeover, rewriting our old generation could resurrect a deleted file.
-      const newest = (await listGenerations(store, dir)).at(-1) ?? 0;
-      if (newest !== generation) return;
-      await store.write(generationUri(dir, generation), recordText({ ...record, released: true }));
-    },
+    renew: () => oneAtATime(renew),
+    release: () => oneAtATime(release),
   };
+
+  async function renew(): Promise<void> {
+    await check();
+    const before = record;
+    const next = { ...record, expiresAt: new Date(Date.now() + opts.ttlMs).toISOString() };
+    await store.write(generationUri(dir, generation), recordText(next));
+    // A taker that read the old expiry saw it unexpired only if this write landed before the margin began.
+    if (Date.parse(before.expiresAt) - Date.now() < opts.marginMs) {
+      await store.write(generationUri(dir, generation), recordText({ ...next, released: true })).catch(() => undefined);
+      throw lost(`its renewal completed too close to the expiry ${before.expiresAt}`);
+    }
+    record = next;
+    await check(); // a taker may have won just before the write: then the write above changed nothing it reads
+  }
+
+  async function release(): Promise<void> {
+    if (released || lostReason) return;
+    released = true;
+    // Only while still ours: after a takeover, rewriting our old generation could resurrect a deleted file.
+    const newest = (await listGenerations(store, dir)).at(-1) ?? 0;
+    if (newest !== generation) return;
+    await store.write(generationUri(dir, generation), recordText({ ...record, released: true }));
+  }
 }
