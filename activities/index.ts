@@ -4,6 +4,7 @@ import { createExampleActivities } from './example';
 import { createSparkifyActivities } from './sparkify/activities';
 import type { DuckDbSettings } from './sparkify/duckdb';
 import { createStore } from './storage/store';
+import type { LeaseOptions } from './storage/lease';
 import type { Store } from './storage/store';
 
 export interface ActivityDeps {
@@ -11,11 +12,17 @@ export interface ActivityDeps {
   duckdb?: DuckDbSettings;
   /** Object storage; default: S3 clients from the worker's own AWS environment, and local directories. */
   store?: Store;
+  /** Timing of a lake's lease, held while publishing (default: a 2-minute lease, renewed while alive). */
+  lakeLease?: LeaseOptions;
 }
 
 export function createActivities(deps: ActivityDeps = {}): Record<string, TaskActivity> {
   return {
     ...createExampleActivities(),
-    ...createSparkifyActivities({ store: deps.store ?? createStore(), duckdb: deps.duckdb ?? {} }),
+    ...createSparkifyActivities({
+      store: deps.store ?? createStore(),
+      duckdb: deps.duckdb ?? {},
+      lakeLease: deps.lakeLease,
+    }),
   };
 }

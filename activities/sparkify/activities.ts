@@ -2,6 +2,7 @@ import { asyncLocalStorage, cancellationSignal } from '@temporalio/activity';
 import { NonRetryableTaskError } from '../../core/errors';
 import type { Json, TaskActivity, TaskContext } from '../../core/types';
 import { keepAlive, reportProgress } from '../heartbeat';
+import type { LeaseOptions } from '../storage/lease';
 import type { Store } from '../storage/store';
 import { type BuildTablesResult, buildTables } from './build-tables';
 import type { DuckDbSettings } from './duckdb';
@@ -15,6 +16,8 @@ import { validate } from './validate';
 export interface SparkifyActivityDeps {
   store: Store;
   duckdb: DuckDbSettings;
+  /** Timing of a lake's lease, held while publishing (tests shorten it). */
+  lakeLease?: LeaseOptions;
 }
 
 /** Staging totals per kind, passed from `build_tables` to `validate` (validate sees only its direct upstream). */
@@ -186,6 +189,7 @@ export function createSparkifyActivities(deps: SparkifyActivityDeps) {
           runId: ctx.runId,
           dataInterval: ctx.dataInterval,
           duckdb,
+          lease: deps.lakeLease,
           ...temporal(),
         }),
       ),

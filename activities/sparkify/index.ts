@@ -21,9 +21,10 @@ export {
   type Progress,
   type TableName,
 } from './paths';
-export { runSparkifyPipeline, type PipelineArgs, type PipelineResult } from './pipeline';
+export { prepareSparkifyRun, runSparkifyPipeline, type PipelineArgs, type PipelineResult } from './pipeline';
 export { publish, RUN_MARKER, type PublishArgs, type PublishResult } from './publish';
 export { readPublished, readTable } from './read-table';
+export { LakeIntegrityError, publishedFiles, type TableMarker } from './lake-files';
 export { fingerprintSongFiles, type SongInput, type SongState } from './song-state';
 export {
   assessRejects,

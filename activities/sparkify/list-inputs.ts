@@ -3,6 +3,7 @@ import type { ObjectInfo, Store } from '../storage/store';
 import { joinUri } from '../storage/uri';
 import { InputDataError } from './errors';
 import { runPaths } from './paths';
+import { startRunAfresh } from './publish';
 import { fingerprintSongFiles, reusableSongs, writeSongInput } from './song-state';
 
 export interface ManifestFile {
@@ -31,6 +32,7 @@ export interface ListInputsArgs {
   logChunkFiles?: number;
   /** Bytes per log chunk (a chunk closes when it would exceed this). Default 64 MiB. */
   logChunkBytes?: number;
+  signal?: AbortSignal;
 }
 
 export interface ListInputsResult {
@@ -112,9 +114,9 @@ export async function listInputs(args: ListInputsArgs): Promise<ListInputsResult
     );
   }
   const fingerprint = fingerprintSongFiles(songs);
+  // Whatever an earlier execution (or attempt) of this run staged would be counted again: start afresh.
+  await startRunAfresh(store, args.output, args.runId, { signal: args.signal });
   const songsReusedFrom = args.rebuildSongs ? null : await reusableSongs(store, args.output, fingerprint);
-  // Manifests from an earlier attempt of this run are replaced whole.
-  await store.deletePrefix(paths.manifests);
   await writeSongInput(store, args.output, args.runId, {
     fingerprint,
     files: songs.length,

@@ -5,7 +5,8 @@ import { joinUri } from '../storage/uri';
 import { USERS_FROM_USER_DAYS, writeTable } from './build-tables';
 import { type DuckDbSettings, withDuckDb, withScratch } from './duckdb';
 import { InputDataError, QualityCheckError } from './errors';
-import { lakeStatePaths, runPaths, runToken } from './paths';
+import { publishedFiles } from './lake-files';
+import { lakeStatePaths, runPaths } from './paths';
 import { mirrorPrefix } from '../storage/mirror';
 import { runCache } from './run-cache';
 import { downloadAll } from './transfer';
@@ -21,10 +22,12 @@ export interface MergeArgs {
   dataInterval: DataInterval;
   duckdb?: DuckDbSettings;
   signal?: AbortSignal;
+  /** The publish's token: in the merged files' names and their staging folder, so no two attempts share one. */
+  token: string;
 }
 
 export interface MergeResult {
-  /** Where the merged tables are staged (`_staging/<run>/merged`): `songplays`, `time`, `users`, `user_days`. */
+  /** Where the merged tables are staged (`_staging/<run>/merged-<token>`): `songplays`, `time`, `users`, `user_days`. */
   merged: string;
   /** The `songplays` and `time` partitions (`year=2018/month=11`) to replace; the others stay as published. */
   partitions: string[];
@@ -66,10 +69,11 @@ function partitionOf(key: string): string | undefined {
  */
 export async function mergeIntoLake(args: MergeArgs): Promise<MergeResult | null> {
   const { store, output, runId } = args;
-  const published = await store.list(joinUri(output, 'songplays'));
-  if (!published.some((o) => o.key.endsWith('.parquet'))) return null;
+  // The published lake as its markers say: never files a publish is adding or removing.
+  const published = await publishedFiles(store, joinUri(output, 'songplays'));
+  if (published.length === 0) return null;
   const lake = lakeStatePaths(output);
-  const publishedUserDays = (await store.list(lake.userDays)).filter((o) => o.key.endsWith('.parquet'));
+  const publishedUserDays = await publishedFiles(store, lake.userDays);
   if (publishedUserDays.length === 0) {
     throw new InputDataError(
       `the lake at ${output} has tables but no ${lake.userDays}/ (it was written by an older tempoflow): ` +
@@ -98,7 +102,15 @@ export async function mergeIntoLake(args: MergeArgs): Promise<MergeResult | null
       }
     };
     for (const table of MONTHLY) {
-      for (const p of partitions) want(await store.list(joinUri(output, table, p)), 'pub', table, p);
+      const files = await publishedFiles(store, joinUri(output, table));
+      for (const p of partitions) {
+        want(
+          files.filter((o) => o.key.startsWith(`${p}/`)).map((o) => ({ ...o, key: o.key.slice(p.length + 1) })),
+          'pub',
+          table,
+          p,
+        );
+      }
     }
     want(publishedUserDays, 'pub', 'user_days');
     await downloadAll(store, downloads, { signal: args.signal });
@@ -111,7 +123,7 @@ export async function mergeIntoLake(args: MergeArgs): Promise<MergeResult | null
     };
 
     const out = path.join(dir, 'merged');
-    const token = runToken(runId);
+    const token = args.token;
     await withDuckDb(
       settings,
       dir,
@@ -160,10 +172,10 @@ export async function mergeIntoLake(args: MergeArgs): Promise<MergeResult | null
       args.signal,
       { preserveOrder: true },
     );
-    // A retried publish merges again from scratch.
-    await store.deletePrefix(paths.merged);
-    await store.uploadDir(out, paths.merged);
-    return { merged: paths.merged, partitions };
+    // Each publish attempt merges again from scratch, into its own folder.
+    const merged = joinUri(paths.staging, `merged-${token}`);
+    await store.uploadDir(out, merged);
+    return { merged, partitions };
   });
 }
 

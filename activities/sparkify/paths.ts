@@ -35,21 +35,21 @@ export function runPaths(output: string, runId: string) {
     tables: joinUri(staging, 'tables'),
     /** Lake state built by this run (`user_days`), published to `_state/`. */
     state: joinUri(staging, 'state'),
-    /** An interval run's tables merged with the published lake (see merge.ts): what publish swaps in. */
-    merged: joinUri(staging, 'merged'),
     /** What `list_inputs` found of the song input (see song-state.ts). */
     songInput: joinUri(staging, 'song_input.json'),
     /** The song lookup this run built (published to the lake's `_state/` with its songs). */
     songLookup: joinUri(staging, 'song_lookup.parquet'),
     rejects: joinUri(output, '_rejects', seg),
     runMeta: joinUri(output, '_runs', seg),
-    trash: joinUri(output, '_trash', seg),
   };
 }
 
 /** Lake-wide state kept between runs (under `_state/`, which table readers ignore). */
 export function lakeStatePaths(output: string) {
   return {
+    dir: joinUri(output, '_state'),
+    /** The lake's lease: whoever holds it may publish (one publish at a time per lake, across servers). */
+    lease: joinUri(output, '_state', 'lease'),
     /** `SongState`: the song input the published songs and artists were built from. */
     songs: joinUri(output, '_state', 'songs.json'),
     /** (title, artist_name, duration) to (song_id, artist_id), for matching plays without rebuilding songs. */

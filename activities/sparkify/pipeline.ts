@@ -38,6 +38,21 @@ export interface PipelineResult {
  * publishing, so a failed run leaves the lake as it was.
  */
 export async function runSparkifyPipeline(args: PipelineArgs): Promise<PipelineResult> {
+  const prepared = await prepareSparkifyRun(args);
+  const { store, output, runId, signal } = args;
+  const published = await publish({
+    store,
+    output,
+    runId,
+    duckdb: args.duckdb,
+    signal,
+    dataInterval: args.dataInterval,
+  });
+  return { ...prepared, published };
+}
+
+/** Everything a run does before publish (list, stage, build, validate): the run is then ready to publish. */
+export async function prepareSparkifyRun(args: PipelineArgs): Promise<Omit<PipelineResult, 'published'>> {
   const { store, output, runId, signal } = args;
   const base = { store, output, runId, duckdb: args.duckdb, signal };
   const list = await listInputs({
@@ -47,6 +62,7 @@ export async function runSparkifyPipeline(args: PipelineArgs): Promise<PipelineR
     runId,
     dataInterval: args.dataInterval,
     rebuildSongs: args.rebuildSongs,
+    signal,
   });
   const p = args.parallelism ?? 2;
   const songs = await mapLimit(list.songChunks, p, (manifest) => stageSongs({ ...base, manifest }), signal);
@@ -59,6 +75,5 @@ export async function runSparkifyPipeline(args: PipelineArgs): Promise<PipelineR
     const failed = quality.checks.filter((c) => !c.passed).map((c) => `${c.name} (${c.detail})`);
     throw new QualityCheckError(`quality checks failed: ${failed.join('; ')}; see ${quality.report}`);
   }
-  const published = await publish({ ...base, dataInterval: args.dataInterval });
-  return { list, songs, events, build, quality, published };
+  return { list, songs, events, build, quality };
 }

@@ -396,6 +396,16 @@ export function createStore(deps: StoreDeps = {}): Store {
         // Server-side copy (single request up to 5 GiB; table files are far smaller).
         const copySource = `${src.bucket}/${encodeURIComponent(src.key).replace(/%2F/g, '/')}`;
         await s3().send(new CopyObjectCommand({ Bucket: dst.bucket, Key: dst.key, CopySource: copySource }));
+      } else if (src.kind === 'local' && dst.kind === 'local') {
+        // Lake and staging files are only ever replaced by rename, never changed in place: a hard link is a copy
+        // without the bytes (a plain copy across filesystems).
+        await fs.mkdir(path.dirname(dst.path), { recursive: true });
+        const tmp = tempSibling(dst.path);
+        await fs.link(src.path, tmp).catch(() => fs.copyFile(src.path, tmp));
+        await fs.rename(tmp, dst.path).catch(async (err: unknown) => {
+          await fs.rm(tmp, { force: true });
+          throw err;
+        });
       } else if (src.kind === 'local') {
         await store.write(to, { file: src.path });
       } else {
