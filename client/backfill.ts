@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowExecutionInfo, WorkflowHandle } from '@temporalio/client';
 import { TempoflowError } from '../core/errors';
 import { resolveParams } from '../core/params';
 import { dagTiming, intervalsBetween } from '../core/schedule';
@@ -18,6 +18,8 @@ export interface BackfillOptions {
   reprocess?: Reprocess;
   params?: Record<string, unknown>;
   taskQueue: string;
+  /** Runs per workflow execution before it continues as new (default `RUNS_PER_EXECUTION`; for tests). */
+  runsPerExecution?: number;
 }
 
 export interface PlannedRun {
@@ -59,6 +61,7 @@ export async function startBackfill(
     maxActive,
     reprocess: options.reprocess ?? 'none',
     taskQueue: options.taskQueue,
+    ...(options.runsPerExecution !== undefined ? { runsPerExecution: options.runsPerExecution } : {}),
   };
   const backfillId = `backfill__${dag.id}__${randomUUID().slice(0, 8)}`;
   const handle = await client.workflow.start<typeof backfill>(BACKFILL_WORKFLOW, {
@@ -78,16 +81,22 @@ export async function getBackfillStatus(client: Client, backfillId: string): Pro
 export async function listBackfills(client: Client, dagId?: string) {
   const clauses = [`WorkflowType = '${BACKFILL_WORKFLOW}'`];
   if (dagId) clauses.push(`DagId = '${dagId.replace(/'/g, '')}'`);
-  const found = [];
+  // A backfill continues as new every so many runs: one row per backfill, started when its first execution
+  // started, with the status of its latest execution.
+  const byId = new Map<string, { first: WorkflowExecutionInfo; last: WorkflowExecutionInfo }>();
   for await (const wf of client.workflow.list({ query: clauses.join(' AND ') })) {
-    found.push({
-      backfillId: wf.workflowId,
-      dagId: wf.typedSearchAttributes.get(DAG_ID) ?? '',
-      status: wf.status.name,
-      startTime: wf.startTime.toISOString(),
-      closeTime: wf.closeTime?.toISOString(),
+    const seen = byId.get(wf.workflowId);
+    if (!seen && byId.size >= 100) continue;
+    byId.set(wf.workflowId, {
+      first: seen && seen.first.startTime <= wf.startTime ? seen.first : wf,
+      last: seen && seen.last.startTime >= wf.startTime ? seen.last : wf,
     });
-    if (found.length >= 100) break;
   }
-  return found;
+  return [...byId.values()].map(({ first, last }) => ({
+    backfillId: last.workflowId,
+    dagId: last.typedSearchAttributes.get(DAG_ID) ?? '',
+    status: last.status.name,
+    startTime: first.startTime.toISOString(),
+    closeTime: last.closeTime?.toISOString(),
+  }));
 }

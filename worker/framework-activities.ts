@@ -1,5 +1,7 @@
 import { Context } from '@temporalio/activity';
-import { DAG_RUN_STATE } from '../core/search-attributes';
+import type { WorkflowExecutionInfo } from '@temporalio/client';
+import { DAG_ID, DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
+import { DAG_RUN_WORKFLOW } from '../workflows/definitions';
 import { acquireLockSignal, RESOURCE_LOCK_WORKFLOW } from '../workflows/resource-lock';
 import type { LockRequest, resourceLock } from '../workflows/resource-lock';
 
@@ -28,30 +30,78 @@ export function createFrameworkActivities() {
         },
       );
     },
-    /** The state of each existing run by id ('success', 'failed', 'running', ...); absent ids have no run. */
-    async tempoflowFindRuns({ runIds }: { runIds: string[] }): Promise<Record<string, string>> {
+    /**
+     * The state of each existing run by id ('success', 'failed', 'running', ...); absent ids have no run. One
+     * visibility query for a DAG's runs (by `DagId` and `LogicalDate` range), not one describe per run; a single id
+     * is described (read-your-writes, where visibility may lag a moment behind).
+     */
+    async tempoflowFindRuns({ runIds, dagId }: { runIds: string[]; dagId?: string }): Promise<Record<string, string>> {
       const { client } = Context.current();
-      const found: Record<string, string> = {};
-      for (const runId of runIds) {
+      if (runIds.length === 1) {
+        const runId = runIds[0]!;
         try {
           const description = await client.workflow.getHandle(runId).describe();
-          const recorded = description.typedSearchAttributes.get(DAG_RUN_STATE);
-          const finished = recorded === 'success' || recorded === 'failed' || recorded === 'cancelled';
-          // A run that ended outside the runner's control (terminated, timed out) never recorded its state.
-          found[runId] =
-            description.status.name === 'RUNNING'
-              ? 'running'
-              : finished
-                ? recorded
-                : description.status.name.toLowerCase();
+          return { [runId]: runStateOf(description) };
         } catch (err) {
           if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
+          return {};
+        }
+      }
+      const wanted = new Set(runIds);
+      // An id reused by several executions (a rerun): the latest one tells the run's state.
+      const latest = new Map<string, WorkflowExecutionInfo>();
+      for (const query of runQueries(runIds, dagId)) {
+        for await (const execution of client.workflow.list({ query })) {
+          if (!wanted.has(execution.workflowId)) continue;
+          const seen = latest.get(execution.workflowId);
+          if (!seen || execution.startTime > seen.startTime) latest.set(execution.workflowId, execution);
         }
         Context.current().heartbeat();
       }
+      const found: Record<string, string> = {};
+      for (const [runId, execution] of latest) found[runId] = runStateOf(execution);
       return found;
     },
   };
 }
 
 export type FrameworkActivities = ReturnType<typeof createFrameworkActivities>;
+
+/** A run's state: the one its runner recorded, or for a run that ended outside its control (terminated, timed out)
+ * the execution's status. */
+function runStateOf(execution: Pick<WorkflowExecutionInfo, 'status' | 'typedSearchAttributes'>): string {
+  if (execution.status.name === 'RUNNING') return 'running';
+  const recorded = execution.typedSearchAttributes.get(DAG_RUN_STATE);
+  const finished = recorded === 'success' || recorded === 'failed' || recorded === 'cancelled';
+  return finished ? recorded : execution.status.name.toLowerCase();
+}
+
+const quote = (value: string) => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
+/** Visibility queries that find every run in `runIds`: one over the DAG's logical dates when all ids are the
+ * DAG's (`<dag>__<logical date>`), else `WorkflowId IN (...)` in pages. */
+export function runQueries(runIds: string[], dagId?: string): string[] {
+  const runType = `WorkflowType = ${quote(DAG_RUN_WORKFLOW)}`;
+  const prefix = dagId === undefined ? undefined : `${dagId}__`;
+  const dates = prefix ? runIds.map((id) => (id.startsWith(prefix) ? id.slice(prefix.length) : '')) : [];
+  if (prefix && dates.every((d) => !Number.isNaN(Date.parse(d)))) {
+    const times = dates.map((d) => Date.parse(d));
+    // A second of margin each side: visibility stores datetimes in its own format and precision (the dev server's
+    // '...:00Z' sorts after '...:00.000Z'); the ids found are filtered to the wanted ones anyway.
+    const from = new Date(Math.min(...times) - 1000).toISOString();
+    const to = new Date(Math.max(...times) + 1000).toISOString();
+    return [
+      `${runType} AND ${DAG_ID.name} = ${quote(dagId!)} AND ${LOGICAL_DATE.name} BETWEEN ${quote(from)} AND ${quote(to)}`,
+    ];
+  }
+  const pages: string[] = [];
+  for (let i = 0; i < runIds.length; i += 100) {
+    pages.push(
+      `${runType} AND WorkflowId IN (${runIds
+        .slice(i, i + 100)
+        .map(quote)
+        .join(', ')})`,
+    );
+  }
+  return pages;
+}
