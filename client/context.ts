@@ -2,9 +2,8 @@
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import { TempoflowError } from '../core/errors';
-import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from '../worker/settings';
+import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../worker/settings';
 import type { WorkerSettingsOverrides } from '../worker/settings';
-import { DEFAULT_TASK_QUEUE } from '../worker/create-worker';
 import { connectClient } from './connect';
 import type { Connected } from './connect';
 import { styleFor } from './render';

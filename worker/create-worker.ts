@@ -6,9 +6,9 @@ import type { WorkerOptions } from '@temporalio/worker';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
 import type { DagSnapshot, TaskActivity } from '../core/types';
 import { createFrameworkActivities } from './framework-activities';
+import { DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from './settings';
 import { checkActivitiesCover, wrapTaskActivities } from './task-activities';
 
-export const DEFAULT_TASK_QUEUE = 'tempoflow';
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 /** Written by `npm run build`; used when present so production workers skip bundling at start. */
 export const PREBUILT_BUNDLE_PATH = fileURLToPath(new URL('../dist/workflow-bundle.js', import.meta.url));
@@ -31,7 +31,7 @@ export interface TempoflowWorkerOptions {
   taskQueue?: string;
   dags: readonly DagSnapshot[];
   activities: Record<string, TaskActivity>;
-  /** Task instances one worker runs at once. */
+  /** Task instances one worker runs at once (default `DEFAULT_MAX_CONCURRENT_ACTIVITIES` of settings.ts). */
   maxConcurrentActivities?: number;
   /** Use a prebuilt workflow bundle (`npm run build`, or `bundleWorkflowCode`) instead of bundling at start. */
   workflowBundle?: { codePath: string } | { code: string };
@@ -46,11 +46,11 @@ export async function createTempoflowWorker(options: TempoflowWorkerOptions): Pr
     options.workflowBundle ?? (existsSync(PREBUILT_BUNDLE_PATH) ? { codePath: PREBUILT_BUNDLE_PATH } : undefined);
   return Worker.create({
     connection: options.connection,
-    namespace: options.namespace ?? 'default',
+    namespace: options.namespace ?? DEFAULT_NAMESPACE,
     taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
     ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: BUNDLER_OPTIONS }),
     activities: { ...wrapTaskActivities(options.activities), ...createFrameworkActivities() },
-    maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? 8,
+    maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
     shutdownGraceTime: '10s',
     ...options.workerOptions,
   });

@@ -1,13 +1,15 @@
 /** The public worker API. */
-export {
-  createTempoflowWorker,
-  ensureSearchAttributes,
-  DEFAULT_TASK_QUEUE,
-  WORKFLOWS_PATH,
-  PREBUILT_BUNDLE_PATH,
-} from './create-worker';
+export { createTempoflowWorker, ensureSearchAttributes, WORKFLOWS_PATH, PREBUILT_BUNDLE_PATH } from './create-worker';
 export type { TempoflowWorkerOptions } from './create-worker';
 export { runWorker, startWorker, installRuntime, describeWorker } from './main';
 export type { StartWorkerOptions, StartedWorker } from './main';
-export { resolveWorkerSettings, activityDepsFrom, DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from './settings';
+export {
+  resolveWorkerSettings,
+  activityDepsFrom,
+  DEFAULT_ADDRESS,
+  DEFAULT_NAMESPACE,
+  DEFAULT_TASK_QUEUE,
+  DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+  DEFAULT_DUCKDB_MEMORY_LIMIT,
+} from './settings';
 export type { WorkerSettings, WorkerSettingsOverrides, DuckDbSettings } from './settings';

@@ -3,7 +3,6 @@ import path from 'node:path';
 import { z } from 'zod';
 import { TempoflowError } from '../core/errors';
 import type { ActivityDeps } from '../activities/index';
-import { DEFAULT_TASK_QUEUE } from './create-worker';
 
 /** Everything a tempoflow worker needs to know, from command-line flags and environment variables. */
 export interface WorkerSettings {
@@ -37,8 +36,23 @@ export interface WorkerSettingsOverrides {
   duckdbTempDir?: string;
 }
 
+// Every default of a worker lives here; create-worker.ts, the CLI and its help text import them.
 export const DEFAULT_ADDRESS = '127.0.0.1:7233';
 export const DEFAULT_NAMESPACE = 'default';
+export const DEFAULT_TASK_QUEUE = 'tempoflow';
+/*
+ * Sized for the reference worker, 2 cores and 24 GiB, where each task activity opens its own DuckDB:
+ * - 4 task instances at once (not 8): most tasks wait on storage, so more than the cores pays, but every one may
+ *   hold a DuckDB of DEFAULT_DUCKDB_MEMORY_LIMIT; 4 x 2GB = 8GB worst case leaves two thirds of 24 GiB to Node,
+ *   the OS page cache and headroom, where 8 x 2GB would not.
+ * - 2GB per DuckDB (not 1GB): the joins of build_tables spill less; DuckDB spills to disk past it anyway.
+ * - DuckDB threads = the cores (not a fixed 2): on the reference machine the two agree, elsewhere a lone heavy
+ *   task (build_tables runs alone) uses the whole machine. Lower it when several DuckDB tasks run at once.
+ */
+export const DEFAULT_MAX_CONCURRENT_ACTIVITIES = 4;
+export const DEFAULT_DUCKDB_MEMORY_LIMIT = '2GB';
+export const defaultDuckDbThreads = (): number => Math.max(1, os.availableParallelism());
+export const defaultDuckDbTempDir = (): string => path.join(os.tmpdir(), 'tempoflow-duckdb');
 
 /** Where each setting comes from: its flag and its environment variable (named in error messages). */
 const SOURCES = {
@@ -79,10 +93,10 @@ function defaults(): Record<keyof WorkerSettingsOverrides, string | number> {
     address: DEFAULT_ADDRESS,
     namespace: DEFAULT_NAMESPACE,
     taskQueue: DEFAULT_TASK_QUEUE,
-    maxConcurrentActivities: 4,
-    duckdbMemoryLimit: '2GB',
-    duckdbThreads: Math.max(1, os.availableParallelism()),
-    duckdbTempDir: path.join(os.tmpdir(), 'tempoflow-duckdb'),
+    maxConcurrentActivities: DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+    duckdbMemoryLimit: DEFAULT_DUCKDB_MEMORY_LIMIT,
+    duckdbThreads: defaultDuckDbThreads(),
+    duckdbTempDir: defaultDuckDbTempDir(),
   };
 }
 

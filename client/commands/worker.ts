@@ -2,7 +2,11 @@
 import type { Command } from 'commander';
 import { TemporalUnreachableError, isConnectionRefused } from '../connect';
 import type { CliContext } from '../context';
-import { resolveWorkerSettings } from '../../worker/settings';
+import {
+  DEFAULT_DUCKDB_MEMORY_LIMIT,
+  DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+  resolveWorkerSettings,
+} from '../../worker/settings';
 
 interface WorkerFlags {
   maxConcurrentActivities?: string;
@@ -17,10 +21,13 @@ export function register(program: Command, ctx: CliContext): void {
     .description('run a worker that executes DAG runs (all DAGs) from the task queue, until Ctrl-C or SIGTERM')
     .option(
       '--max-concurrent-activities <n>',
-      'task instances run at once (env TEMPOFLOW_MAX_CONCURRENT_ACTIVITIES, default 4)',
+      `task instances run at once (env TEMPOFLOW_MAX_CONCURRENT_ACTIVITIES, default ${DEFAULT_MAX_CONCURRENT_ACTIVITIES})`,
     )
-    .option('--duckdb-memory-limit <size>', "DuckDB memory limit (env TEMPOFLOW_DUCKDB_MEMORY_LIMIT, default '2GB')")
-    .option('--duckdb-threads <n>', 'DuckDB threads (env TEMPOFLOW_DUCKDB_THREADS, default: CPU cores)')
+    .option(
+      '--duckdb-memory-limit <size>',
+      `DuckDB memory limit of each task (env TEMPOFLOW_DUCKDB_MEMORY_LIMIT, default '${DEFAULT_DUCKDB_MEMORY_LIMIT}')`,
+    )
+    .option('--duckdb-threads <n>', 'DuckDB threads of each task (env TEMPOFLOW_DUCKDB_THREADS, default: CPU cores)')
     .option('--duckdb-temp-dir <dir>', 'DuckDB spill directory (env TEMPOFLOW_DUCKDB_TEMP_DIR)')
     .action(async (flags: WorkerFlags) => {
       const { runWorker } = await import('../../worker/main');
