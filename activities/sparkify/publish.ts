@@ -128,17 +128,27 @@ export async function publish(args: PublishArgs): Promise<PublishResult> {
     await lease.assertHeld();
     await writeJournal(store, output, planned.journal);
     const progress = { filesDone: 0, filesTotal: planned.uploads.length, bytesDone: 0, bytesTotal: 0 };
-    await mapLimit(
-      planned.uploads,
-      32,
-      async (u) => {
-        await store.copy(u.from, u.to);
-        progress.filesDone++;
-        args.onProgress?.({ ...progress });
-      },
-      signal,
-    );
-    await lease.assertHeld();
+    try {
+      await mapLimit(
+        planned.uploads,
+        32,
+        async (u) => {
+          await store.copy(u.from, u.to);
+          progress.filesDone++;
+          args.onProgress?.({ ...progress });
+        },
+        signal,
+      );
+      await lease.assertHeld();
+    } catch (err) {
+      // A failure the process lives through: take the added files back now, so even a reader that lists the
+      // folders sees the lake as it was. If that fails too, the next holder of the lease undoes it.
+      await lease
+        .assertHeld()
+        .then(() => undo(store, output, planned.journal))
+        .catch(() => undefined);
+      throw err;
+    }
     planned.journal.state = 'committing';
     await writeJournal(store, output, planned.journal);
     await commit(store, output, planned.journal, lease);
@@ -335,10 +345,8 @@ async function plan(args: PublishArgs, attempt: string): Promise<{ journal: Publ
     if (merged) source = joinUri(merge.merged, name);
     else if (LAID_OUT_AT_PUBLISH.includes(name)) source = await layOut(args, name as TableName, token);
     else source = name === 'user_days' ? joinUri(paths.state, 'user_days') : joinUri(paths.tables, name);
+    // A table with no rows may have no files (a partitioned write of nothing writes nothing).
     const sourceFiles = (await store.list(source)).filter((o) => o.key.endsWith('.parquet'));
-    if (sourceFiles.length === 0 && !merged && !LAID_OUT_AT_PUBLISH.includes(name)) {
-      throw new InputDataError(`run ${runId} has no staged ${name} table under ${source}: run the DAG again`);
-    }
     const dirs = merged && (name === 'songplays' || name === 'time') ? merge.partitions : [''];
     // Merge and layout write final names already; build's files are renamed for this publish.
     const named = merged || LAID_OUT_AT_PUBLISH.includes(name);
