@@ -54,27 +54,40 @@ export type Row = (string | number | null)[];
 // With the `u` flag, a paired surrogate is one code point; only unpaired halves are category Cs.
 const LONE_SURROGATE = /\p{Cs}/u;
 
+/**
+ * The JSON type of a value, for a reason: reasons end up in errors, task results and the Web UI, so they name
+ * the field and the type, never the value itself.
+ */
+function jsonType(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'number' && !Number.isFinite(value)) return 'a number out of range';
+  return `a ${typeof value}`;
+}
+
 function checkValue(col: ColumnSpec, value: unknown): string | undefined {
   if (value === null || value === undefined) {
     return col.required ? `missing required field '${col.name}'` : undefined;
   }
   switch (col.type) {
     case 'VARCHAR':
-      if (typeof value !== 'string') return `'${col.name}' must be a string, got ${JSON.stringify(value)}`;
+      if (typeof value !== 'string') return `'${col.name}' must be a string, got ${jsonType(value)}`;
       if (col.nonEmpty && value === '') return `'${col.name}' must not be empty`;
       // A lone surrogate (`"\ud800"`) parses in JavaScript but is not text: Parquet strings are UTF-8.
       if (LONE_SURROGATE.test(value)) return `'${col.name}' is not valid Unicode (a lone surrogate)`;
       return undefined;
     case 'DOUBLE':
       if (typeof value !== 'number' || !Number.isFinite(value)) {
-        return `'${col.name}' must be a number, got ${JSON.stringify(value)}`;
+        return `'${col.name}' must be a number, got ${jsonType(value)}`;
       }
       return undefined;
     case 'INTEGER':
     case 'BIGINT': {
       const max = col.type === 'INTEGER' ? 2 ** 31 - 1 : Number.MAX_SAFE_INTEGER;
       if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) > max) {
-        return `'${col.name}' must be an integer (${col.type}), got ${JSON.stringify(value)}`;
+        const got =
+          typeof value !== 'number' ? jsonType(value) : Number.isInteger(value) ? 'one out of range' : 'a fraction';
+        return `'${col.name}' must be an integer (${col.type}), got ${got}`;
       }
       return undefined;
     }
@@ -113,7 +126,7 @@ export function checkEvent(record: unknown): Checked {
   const get = (name: string) => checked.row[EVENT_INDEX[name] ?? -1];
   const userId = get('userId') as string;
   if (!/^\d*$/.test(userId) || userId.length > 18) {
-    return { ok: false, reason: `'userId' must be an integer id or empty, got ${JSON.stringify(userId)}` };
+    return { ok: false, reason: "'userId' must be an integer id (up to 18 digits) or empty" };
   }
   if (get('page') === 'NextSong') {
     if (userId === '') return { ok: false, reason: "a 'NextSong' event without a userId" };

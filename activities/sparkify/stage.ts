@@ -1,17 +1,31 @@
-import { createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { once } from 'node:events';
 import path from 'node:path';
-import { finished } from 'node:stream/promises';
+import { createInterface } from 'node:readline';
 import type { Store } from '../storage/store';
 import { mapLimit } from '../storage/concurrency';
 import { joinUri } from '../storage/uri';
-import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbSettings, sqlFileList, sqlString, withDuckDb, withScratch } from './duckdb';
 import { InputDataError } from './errors';
 import { runCache } from './run-cache';
 import type { Manifest } from './list-inputs';
 import { type OnProgress, runPaths } from './paths';
-import { type Checked, EVENT_COLUMNS, SONG_COLUMNS, checkEvent, checkSong } from './schema';
+import {
+  FileRecords,
+  LineSplitter,
+  MAX_RECORD_BYTES,
+  type RecordKind,
+  type Reject,
+  SOURCE_FILE,
+  SOURCE_LINE,
+  SpillBuffer,
+  concatenate,
+  orderedSegments,
+  readCapped,
+  readLines,
+  songFileRecords,
+} from './records';
+import { type ColumnSpec, EVENT_COLUMNS, SONG_COLUMNS } from './schema';
 
 export interface StageArgs {
   store: Store;
@@ -40,90 +54,45 @@ export interface StageResult {
   rejects: string | null;
 }
 
-export interface Reject {
-  file: string;
-  line: number;
-  reason: string;
-  raw: string;
-}
-
-const RAW_LIMIT = 64 * 1024;
-const clip = (s: string) => (s.length > RAW_LIMIT ? `${s.slice(0, RAW_LIMIT)}…` : s);
-
-function lineOf(text: string, err: unknown): number {
-  const m = /position (\d+)/.exec(err instanceof Error ? err.message : '');
-  if (!m) return 1;
-  return text.slice(0, Number(m[1])).split('\n').length;
-}
+export type { Reject } from './records';
+export { MAX_RECORD_BYTES } from './records';
 
 interface Parsed {
-  /** Each accepted record as one line of JSON, in file order. */
+  /** Each accepted record as one line of JSON (its checked values), in file order. */
   records: string[];
   rejects: Reject[];
   /** Accepted `NextSong` events. */
   plays: number;
 }
 
-/**
- * A song file holds one JSON object, compact or pretty-printed. A file of several one-line objects is read as
- * newline-delimited (each line a record); anything else that does not parse is one rejected record.
- */
-export function parseSongFile(file: string, text: string): Parsed {
-  const out: Parsed = { records: [], rejects: [], plays: 0 };
-  if (text.trim() === '') return out;
-  const add = (value: unknown, line: number, raw: string) => {
-    const c: Checked = checkSong(value);
-    if (c.ok) out.records.push(JSON.stringify(value));
-    else out.rejects.push({ file, line, reason: c.reason, raw: clip(raw) });
-  };
-  try {
-    const value: unknown = JSON.parse(text);
-    if (Array.isArray(value)) value.forEach((v) => add(v, 1, JSON.stringify(v)));
-    else add(value, 1, text);
-    return out;
-  } catch (err) {
-    const lines = text.split(/\r?\n/);
-    const nonEmpty = lines.filter((l) => l.trim() !== '');
-    if (nonEmpty.length > 1 && nonEmpty.every((l) => l.trim().startsWith('{'))) {
-      return parseEventLike(file, lines, checkSong);
-    }
-    out.rejects.push({
-      file,
-      line: lineOf(text, err),
-      reason: `malformed JSON: ${(err as Error).message}`,
-      raw: clip(text),
-    });
-    return out;
+/** Reads one file's text in memory with the rules staging applies (for tests and tools; staging streams). */
+function parseText(file: string, text: string, kind: RecordKind): Parsed {
+  const accepted = new SpillBuffer();
+  const rejects = new SpillBuffer();
+  const records = new FileRecords(file, 0, kind, accepted, rejects);
+  const bytes = Buffer.from(text, 'utf8');
+  if (kind === 'songs') {
+    songFileRecords(bytes, records);
+  } else {
+    const splitter = new LineSplitter((line, b, size) => records.line(line, b, size));
+    splitter.push(bytes);
+    splitter.end();
   }
+  return {
+    records: [...accepted.buffered],
+    rejects: rejects.buffered.map((r) => JSON.parse(r) as Reject),
+    plays: records.plays,
+  };
 }
 
-const PAGE = EVENT_COLUMNS.findIndex((c) => c.name === 'page');
-
-function parseEventLike(file: string, lines: string[], check: (v: unknown) => Checked): Parsed {
-  const out: Parsed = { records: [], rejects: [], plays: 0 };
-  lines.forEach((raw, i) => {
-    if (raw.trim() === '') return; // blank lines (e.g. the file's last newline) are not records
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch (err) {
-      out.rejects.push({ file, line: i + 1, reason: `malformed JSON: ${(err as Error).message}`, raw: clip(raw) });
-      return;
-    }
-    const c = check(value);
-    if (!c.ok) {
-      out.rejects.push({ file, line: i + 1, reason: c.reason, raw: clip(raw) });
-      return;
-    }
-    out.records.push(raw); // one line of valid JSON already
-    if (check === checkEvent && c.row[PAGE] === 'NextSong') out.plays++;
-  });
-  return out;
+/** A song file's records: one JSON object (compact or pretty-printed), an array of them, or one per line. */
+export function parseSongFile(file: string, text: string): Parsed {
+  return parseText(file, text, 'songs');
 }
 
 /** An event file: one JSON object per line. */
 export function parseEventFile(file: string, text: string): Parsed {
-  return parseEventLike(file, text.split(/\r?\n/), checkEvent);
+  return parseText(file, text, 'events');
 }
 
 async function readManifest(store: Store, uri: string, kind: Manifest['kind']): Promise<Manifest> {
@@ -151,68 +120,184 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
   const rejectsUri = joinUri(paths.rejects, `${kind}-part-${n}.jsonl`);
   const bytesTotal = manifest.files.reduce((a, f) => a + f.size, 0);
   const progress = { filesDone: 0, filesTotal: manifest.files.length, bytesDone: 0, bytesTotal };
+  let reportedAt = 0;
+  const report = (force: boolean) => {
+    if (!force && progress.bytesDone - reportedAt < PROGRESS_BYTES) return;
+    reportedAt = progress.bytesDone;
+    args.onProgress?.({ ...progress });
+  };
 
-  // Parsed per file in parallel, kept in manifest order so the part's row order is the same on every attempt.
-  const parsed = await mapLimit(
-    manifest.files,
-    args.concurrency ?? 16,
-    async (f) => {
-      const text = (await store.read(f.uri)).toString('utf8');
-      const result = kind === 'songs' ? parseSongFile(f.uri, text) : parseEventFile(f.uri, text);
-      progress.filesDone++;
-      progress.bytesDone += f.size;
-      args.onProgress?.({ ...progress });
-      return result;
-    },
-    args.signal,
-  );
-  const rejects = parsed.flatMap((p) => p.rejects);
-  const records = parsed.reduce((a, p) => a + p.records.length, 0);
-
-  await withScratch(args.duckdb ?? {}, 'stage', async (dir) => {
-    // The accepted records, validated above, as newline-delimited JSON: DuckDB reads them natively with the
-    // explicit column types (every value already has its column's type).
-    const accepted = path.join(dir, 'accepted.ndjson');
-    const out = createWriteStream(accepted);
-    for (const p of parsed) {
-      if (p.records.length > 0 && !out.write(p.records.join('\n') + '\n')) await once(out, 'drain');
-    }
-    out.end();
-    await finished(out);
-    // Written in the worker's run cache, where build finds it without downloading it again.
-    const local = runCache(args.duckdb ?? {}, args.runId).at('staged', kind, path.basename(part));
-    await mkdir(path.dirname(local), { recursive: true });
-    await withDuckDb(
-      args.duckdb ?? {},
-      dir,
-      async (conn) => {
-        const types = columns.map((c) => `${sqlString(c.name)}: ${sqlString(c.type)}`).join(', ');
-        const source =
-          records === 0
-            ? `(SELECT ${columns.map((c) => `NULL::${c.type} AS "${c.name}"`).join(', ')} LIMIT 0)`
-            : `read_json(${sqlString(accepted)}, columns = {${types}}, format = 'newline_delimited', maximum_object_size = 134217728)`;
-        const select = `SELECT ${columns.map((c) => `"${c.name}"`).join(', ')} FROM ${source}`;
-        await conn.run(`COPY (${select}) TO ${sqlString(local)} (FORMAT parquet, COMPRESSION zstd)`);
+  return withScratch(args.duckdb ?? {}, 'stage', async (dir) => {
+    // Files are read in parallel, each into its own accepted and rejects buffers (spilled to scratch files when
+    // large), then put together in manifest order: the part's row order is the same on every attempt.
+    const files = await mapLimit(
+      manifest.files,
+      args.concurrency ?? 16,
+      async (f, i) => {
+        const records = new FileRecords(
+          f.uri,
+          i,
+          kind,
+          new SpillBuffer(path.join(dir, `accepted-${i}.ndjson`)),
+          new SpillBuffer(path.join(dir, `rejects-${i}.jsonl`)),
+        );
+        const source = await store.readStream(f.uri);
+        if (kind === 'events') {
+          const onBytes = (n: number) => {
+            progress.bytesDone += n;
+            report(false);
+          };
+          await readLines(source, records, onBytes, args.signal);
+        } else {
+          // A song file is one small document: read whole, but never more than the record size limit.
+          const bytes = await readCapped(source);
+          if (bytes) songFileRecords(bytes, records);
+          else records.reject(1, `file larger than the ${MAX_RECORD_BYTES}-byte record limit`, '');
+          progress.bytesDone += f.size;
+        }
+        await records.accepted.close();
+        await records.rejects.close();
+        progress.filesDone++;
+        report(true);
+        return records;
       },
       args.signal,
     );
+    const records = files.reduce((a, f) => a + f.records, 0);
+    const rejected = files.reduce((a, f) => a + f.rejected, 0);
+
+    // Written in the worker's run cache, where build finds it without downloading it again.
+    const local = runCache(args.duckdb ?? {}, args.runId).at('staged', kind, path.basename(part));
+    await mkdir(path.dirname(local), { recursive: true });
+    const segments = await orderedSegments(
+      files.map((f) => f.accepted),
+      (i) => path.join(dir, `accepted-group-${i}.ndjson`),
+    );
+    await copyToParquet({
+      settings: args.duckdb ?? {},
+      dir,
+      columns,
+      segments,
+      target: local,
+      files: manifest.files.map((f) => f.uri),
+      what: `${kind} chunk ${manifest.index}`,
+      signal: args.signal,
+    });
     await store.write(part, { file: local });
+    if (rejected > 0) {
+      const rejectsFile = path.join(dir, 'rejects.jsonl');
+      await concatenate(
+        files.map((f) => f.rejects),
+        rejectsFile,
+      );
+      await store.write(rejectsUri, { file: rejectsFile });
+    } else {
+      await store.delete(rejectsUri); // a retry that now rejects nothing must not leave an old file behind
+    }
+    return {
+      kind,
+      files: manifest.files.length,
+      bytes: bytesTotal,
+      records,
+      rejected,
+      plays: files.reduce((a, f) => a + f.plays, 0),
+      part,
+      rejects: rejected > 0 ? rejectsUri : null,
+    };
   });
-  if (rejects.length > 0) {
-    await store.write(rejectsUri, rejects.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  } else {
-    await store.delete(rejectsUri); // a retry that now rejects nothing must not leave an old file behind
+}
+
+/** Progress is reported at least this often while a large file streams (and after each file). */
+const PROGRESS_BYTES = 8 * 1024 * 1024;
+
+interface CopyToParquet {
+  settings: DuckDbSettings;
+  dir: string;
+  columns: readonly ColumnSpec[];
+  /** Newline-delimited JSON files of accepted records, in order. */
+  segments: string[];
+  target: string;
+  /** The chunk's input files (records name theirs by index), for an error message. */
+  files: string[];
+  /** The chunk, for an error message. */
+  what: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Writes the accepted records to Parquet with the explicit column types. The records were re-serialised from
+ * checked values, so DuckDB should read every one; should it still refuse one, its message (which quotes the
+ * record) is replaced by the input file, line and kind of error.
+ */
+export async function copyToParquet(c: CopyToParquet): Promise<void> {
+  const { columns } = c;
+  const types = columns.map((col) => `${sqlString(col.name)}: ${sqlString(col.type)}`).join(', ');
+  const source =
+    c.segments.length === 0
+      ? `(SELECT ${columns.map((col) => `NULL::${col.type} AS "${col.name}"`).join(', ')} LIMIT 0)`
+      : `read_json(${sqlFileList(c.segments)}, columns = {${types}}, ` +
+        `format = 'newline_delimited', maximum_object_size = ${MAX_NORMALISED_BYTES})`;
+  const select = `SELECT ${columns.map((col) => `"${col.name}"`).join(', ')} FROM ${source}`;
+  try {
+    await withDuckDb(
+      c.settings,
+      c.dir,
+      (conn) => conn.run(`COPY (${select}) TO ${sqlString(c.target)} (FORMAT parquet, COMPRESSION zstd)`),
+      c.signal,
+    );
+  } catch (err) {
+    // Only a refused record is bad data; anything else (out of memory, a full disk, a cancel) keeps its class.
+    if (c.signal?.aborted || !refusedRecord(err, c.segments)) throw err;
+    throw await duckDbRefusal(err, c);
   }
-  return {
-    kind,
-    files: manifest.files.length,
-    bytes: bytesTotal,
-    records,
-    rejected: rejects.length,
-    plays: parsed.reduce((a, p) => a + p.plays, 0),
-    part,
-    rejects: rejects.length > 0 ? rejectsUri : null,
-  };
+}
+
+/**
+ * An accepted record is at most `MAX_RECORD_BYTES` of JSON re-serialised (only the schema's columns, shorter
+ * escapes): 2x leaves room, and keeps DuckDB's read buffers (a few times this size) small.
+ */
+const MAX_NORMALISED_BYTES = 2 * MAX_RECORD_BYTES;
+
+function refusedRecord(err: unknown, segments: readonly string[]): boolean {
+  const message = err instanceof Error ? err.message : '';
+  return segments.some((s) => message.includes(s)) || /^(Invalid Input|Conversion) Error/.test(message);
+}
+
+/** DuckDB's kinds of read errors, by what its message says (the message itself quotes the record). */
+const DUCKDB_REASONS: [RegExp, string][] = [
+  [/duplicate key/i, 'duplicate key'],
+  [/malformed JSON/i, 'malformed JSON'],
+  [/conver|transform|cast/i, 'a value DuckDB cannot convert to its column type'],
+];
+
+async function duckDbRefusal(err: unknown, c: CopyToParquet): Promise<InputDataError> {
+  const message = err instanceof Error ? err.message : String(err);
+  const reason = DUCKDB_REASONS.find(([re]) => re.test(message))?.[1] ?? 'a record DuckDB cannot read';
+  const where = await sourceOfRecord(message, c).catch(() => undefined);
+  const at = where ? `${where.file} line ${where.line}` : `one of ${c.files.length} files`;
+  // No `cause`: DuckDB's message would carry the record into the workflow history.
+  return new InputDataError(`${c.what}: DuckDB could not read the record at ${at}: ${reason}`);
+}
+
+/** The input file and line of the accepted record DuckDB's message points at (`in file "…", … line N`). */
+async function sourceOfRecord(message: string, c: CopyToParquet) {
+  const segment = c.segments.find((s) => message.includes(s));
+  const lineNo = Number(/in line (\d+)/.exec(message)?.[1]);
+  if (!segment || !Number.isInteger(lineNo)) return undefined;
+  const lines = createInterface({ input: createReadStream(segment), crlfDelay: Infinity });
+  let n = 0;
+  try {
+    for await (const text of lines) {
+      if (++n < lineNo) continue;
+      const source = JSON.parse(text) as Record<string, unknown>;
+      const file = c.files[Number(source[SOURCE_FILE])];
+      const line = Number(source[SOURCE_LINE]);
+      return file && Number.isInteger(line) ? { file, line } : undefined;
+    }
+  } finally {
+    lines.close();
+  }
+  return undefined;
 }
 
 /** Stages one chunk of song files: valid records to `_staging/<run>/songs/part-<n>.parquet`, others to rejects. */

@@ -1,0 +1,476 @@
+/**
+ * Reading raw Sparkify records, one line (event) or one file (song) at a time, into accepted records and rejects.
+ * Nothing here holds a whole file: event files are split into lines as their bytes stream in, a line over
+ * `MAX_RECORD_BYTES` is counted and skipped without being kept, and both outputs spill to disk past a few
+ * hundred KiB. An accepted record is re-serialised from its checked values, so DuckDB reads exactly the JSON
+ * this module wrote (no duplicate keys, stray fields or odd number forms ever reach it).
+ */
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { type ColumnSpec, EVENT_COLUMNS, SONG_COLUMNS, checkEvent, checkSong } from './schema';
+
+/** The largest record accepted: one line of an event file, or a whole song file. A larger one is a reject. */
+export const MAX_RECORD_BYTES = 1024 * 1024;
+/** How much of a rejected record its entry in `_rejects/` keeps (the lake only; never errors or history). */
+export const RAW_LIMIT = 64 * 1024;
+/** A file's accepted records (or rejects) stay in memory up to this size, then go to a scratch file. */
+const SPILL_BYTES = 256 * 1024;
+
+export type RecordKind = 'songs' | 'events';
+
+export interface Reject {
+  file: string;
+  line: number;
+  reason: string;
+  /** The record as read, clipped to `RAW_LIMIT` characters (invalid UTF-8 shown as U+FFFD). */
+  raw: string;
+}
+
+// `ignoreBOM` keeps a byte order mark in the text: it is dropped only at the start of a file (see `lineText`).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+// Only JSON's own whitespace makes a line blank (not a record); any other text is a record, read or rejected.
+const BLANK = /^[ \t\r\n]*$/;
+
+const clipRaw = (bytes: Buffer) =>
+  bytes
+    .subarray(0, RAW_LIMIT * 3)
+    .toString('utf8')
+    .slice(0, RAW_LIMIT);
+
+/** Lines of accepted JSON or of rejects: in memory while small, in a scratch file past `SPILL_BYTES`. */
+export class SpillBuffer {
+  private lines: string[] = [];
+  private size = 0;
+  private out: WriteStream | undefined;
+  private mustDrain = false;
+  count = 0;
+
+  /** Without a file, every line stays in memory (small inputs, tests). */
+  constructor(private readonly file?: string) {}
+
+  write(line: string): void {
+    this.count++;
+    if (this.out) {
+      if (!this.out.write(`${line}\n`)) this.mustDrain = true;
+      return;
+    }
+    this.lines.push(line);
+    this.size += line.length + 1;
+    if (this.file && this.size > SPILL_BYTES) {
+      this.out = createWriteStream(this.file);
+      if (!this.out.write(`${this.lines.join('\n')}\n`)) this.mustDrain = true;
+      this.lines = [];
+    }
+  }
+
+  /** Waits while the scratch file's stream is full (backpressure for the reader). */
+  async drain(): Promise<void> {
+    if (!this.mustDrain || !this.out) return;
+    this.mustDrain = false;
+    if (this.out.writableNeedDrain) await once(this.out, 'drain');
+  }
+
+  async close(): Promise<void> {
+    if (!this.out) return;
+    const out = this.out;
+    await new Promise<void>((resolve, reject) => {
+      out.once('error', reject);
+      out.end(() => resolve());
+    });
+  }
+
+  /** The scratch file holding every line, or undefined when they are all in memory (`buffered`). */
+  get spilledTo(): string | undefined {
+    return this.out && this.file;
+  }
+
+  get buffered(): readonly string[] {
+    return this.lines;
+  }
+}
+
+/**
+ * The accepted records of several files, in their order, as a few newline-delimited JSON files: a spilled file
+ * is used as it is (no copy of a large input); consecutive in-memory ones are written together.
+ */
+export async function orderedSegments(buffers: readonly SpillBuffer[], scratch: (i: number) => string) {
+  const segments: string[] = [];
+  let group: string[] = [];
+  const flush = async () => {
+    if (group.length === 0) return;
+    const file = scratch(segments.length);
+    await writeLines(file, group);
+    segments.push(file);
+    group = [];
+  };
+  for (const b of buffers) {
+    if (b.spilledTo) {
+      await flush();
+      segments.push(b.spilledTo);
+    } else {
+      group.push(...b.buffered);
+    }
+  }
+  await flush();
+  return segments;
+}
+
+/** Every line of `buffers`, in order, into one file. */
+export async function concatenate(buffers: readonly SpillBuffer[], file: string): Promise<void> {
+  const out = createWriteStream(file);
+  for (const b of buffers) {
+    if (b.spilledTo) {
+      await pipeline(createReadStream(b.spilledTo), out, { end: false });
+    } else if (b.buffered.length > 0 && !out.write(`${b.buffered.join('\n')}\n`)) {
+      await once(out, 'drain');
+    }
+  }
+  await new Promise<void>((resolve, reject) => {
+    out.once('error', reject);
+    out.end(() => resolve());
+  });
+}
+
+async function writeLines(file: string, lines: readonly string[]): Promise<void> {
+  const out = createWriteStream(file);
+  for (let i = 0; i < lines.length; i += 10_000) {
+    if (!out.write(`${lines.slice(i, i + 10_000).join('\n')}\n`)) await once(out, 'drain');
+  }
+  await new Promise<void>((resolve, reject) => {
+    out.once('error', reject);
+    out.end(() => resolve());
+  });
+}
+
+/**
+ * Splits bytes into lines at `\n` (never inside a UTF-8 sequence, so splitting bytes is safe), numbering them
+ * from 1 — blank lines and a last line without a newline included. A line longer than `max` is not kept: its
+ * handler gets the first `RAW_LIMIT` bytes and the full size.
+ */
+export class LineSplitter {
+  private parts: Buffer[] = [];
+  private kept = 0;
+  private size = 0;
+  private line = 0;
+
+  constructor(
+    private readonly onLine: (line: number, bytes: Buffer, size: number) => void,
+    private readonly max = MAX_RECORD_BYTES,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    while (start < chunk.length) {
+      const nl = chunk.indexOf(0x0a, start);
+      const end = nl === -1 ? chunk.length : nl;
+      this.add(chunk.subarray(start, end));
+      if (nl === -1) return;
+      this.emit();
+      start = nl + 1;
+    }
+  }
+
+  end(): void {
+    if (this.size > 0) this.emit();
+  }
+
+  private add(piece: Buffer): void {
+    this.size += piece.length;
+    // Up to `max` plus the `\r` of a CRLF; past that only the head is kept, for the rejects file.
+    const room = (this.size <= this.max + 1 ? this.max + 1 : RAW_LIMIT) - this.kept;
+    if (room <= 0) return;
+    const kept = piece.length <= room ? piece : piece.subarray(0, room);
+    this.parts.push(kept);
+    this.kept += kept.length;
+  }
+
+  private emit(): void {
+    this.line++;
+    const bytes = this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts);
+    const crlf = this.size > 0 && this.size <= this.kept && bytes[bytes.length - 1] === 0x0d;
+    this.onLine(this.line, crlf ? bytes.subarray(0, bytes.length - 1) : bytes, this.size - (crlf ? 1 : 0));
+    this.parts = [];
+    this.kept = 0;
+    this.size = 0;
+  }
+}
+
+/** Accepted records and rejects of one input file, with exact counts (records + rejected = records read). */
+export class FileRecords {
+  records = 0;
+  rejected = 0;
+  plays = 0;
+  private readonly columns: readonly ColumnSpec[];
+
+  constructor(
+    readonly file: string,
+    /** The file's position in its manifest: kept with each accepted record to trace DuckDB errors back. */
+    readonly fileIndex: number,
+    readonly kind: RecordKind,
+    readonly accepted: SpillBuffer,
+    readonly rejects: SpillBuffer,
+  ) {
+    this.columns = kind === 'songs' ? SONG_COLUMNS : EVENT_COLUMNS;
+  }
+
+  reject(line: number, reason: string, raw: string | Buffer): void {
+    this.rejected++;
+    const clipped = typeof raw === 'string' ? raw.slice(0, RAW_LIMIT) : clipRaw(raw);
+    this.rejects.write(JSON.stringify({ file: this.file, line, reason, raw: clipped } satisfies Reject));
+  }
+
+  /** One line of a newline-delimited file: blank lines are not records; anything else is accepted or rejected. */
+  line(line: number, bytes: Buffer, size: number): void {
+    if (size > MAX_RECORD_BYTES) {
+      this.reject(line, `record larger than the ${MAX_RECORD_BYTES}-byte limit (${size} bytes)`, bytes);
+      return;
+    }
+    let text: string;
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      this.reject(line, 'invalid UTF-8', bytes);
+      return;
+    }
+    if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    if (BLANK.test(text)) return;
+    this.record(line, text);
+  }
+
+  /** One record's text, valid UTF-8: accepted when it is one JSON object of the right shape. */
+  record(line: number, text: string): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      this.reject(line, jsonErrorReason(err), text);
+      return;
+    }
+    this.value(line, text, value);
+  }
+
+  /** A parsed record (`text` is the JSON it came from, to find duplicate keys). */
+  value(line: number, text: string, value: unknown): void {
+    if (hasDuplicateKey(text, value)) {
+      this.reject(line, duplicateKeyReason(text, this.columns), text);
+      return;
+    }
+    const checked = this.kind === 'songs' ? checkSong(value) : checkEvent(value);
+    if (!checked.ok) {
+      this.reject(line, checked.reason, text);
+      return;
+    }
+    const out: Record<string, string | number | null> = {};
+    this.columns.forEach((c, i) => (out[c.name] = checked.row[i] ?? null));
+    // Where it came from, for an error DuckDB might still raise (the staging query selects only the columns).
+    out[SOURCE_FILE] = this.fileIndex;
+    out[SOURCE_LINE] = line;
+    this.accepted.write(JSON.stringify(out));
+    this.records++;
+    if (this.kind === 'events' && out.page === 'NextSong') this.plays++;
+  }
+}
+
+export const SOURCE_FILE = '_file';
+export const SOURCE_LINE = '_line';
+
+/** Streams an event file through `records`, line by line, waiting on the outputs' backpressure. */
+export async function readLines(
+  source: Readable,
+  records: FileRecords,
+  onBytes: (n: number) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const splitter = new LineSplitter((line, bytes, size) => records.line(line, bytes, size));
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      signal?.throwIfAborted();
+      splitter.push(chunk);
+      onBytes(chunk.length);
+      await records.accepted.drain();
+      await records.rejects.drain();
+    }
+  } finally {
+    source.destroy();
+  }
+  splitter.end();
+}
+
+/** Reads at most `max` bytes; undefined when the object is larger (the stream is closed at once). */
+export async function readCapped(source: Readable, max = MAX_RECORD_BYTES): Promise<Buffer | undefined> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > max) return undefined;
+      parts.push(chunk);
+    }
+  } finally {
+    source.destroy();
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * A song file holds one JSON object, compact or pretty-printed (or an array of them, each a record). A file of
+ * several one-line objects is read as newline-delimited (each line a record); anything else that cannot be read
+ * is one rejected record.
+ */
+export function songFileRecords(bytes: Buffer, records: FileRecords): void {
+  let text: string | undefined;
+  try {
+    text = utf8.decode(bytes);
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  } catch {
+    // not valid UTF-8: perhaps newline-delimited with one bad line (below)
+  }
+  if (text !== undefined) {
+    if (BLANK.test(text)) return;
+    let value: unknown;
+    let parseError: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      parseError = err;
+    }
+    if (parseError === undefined) {
+      if (!Array.isArray(value)) records.value(1, text, value);
+      else if (hasDuplicateKey(text, value)) records.reject(1, duplicateKeyReason(text, SONG_COLUMNS), text);
+      else for (const v of value) records.value(1, JSON.stringify(v), v);
+      return;
+    }
+    if (!looksNewlineDelimited(text)) {
+      records.reject(lineAt(text, parseError), jsonErrorReason(parseError), text);
+      return;
+    }
+  } else if (!looksNewlineDelimited(bytes.toString('utf8'))) {
+    records.reject(firstInvalidUtf8Line(bytes), 'invalid UTF-8', bytes);
+    return;
+  }
+  const splitter = new LineSplitter((line, b, size) => records.line(line, b, size));
+  splitter.push(bytes);
+  splitter.end();
+}
+
+function looksNewlineDelimited(text: string): boolean {
+  const lines = text.split('\n').filter((l) => !BLANK.test(l));
+  return lines.length > 1 && lines.every((l) => l.trimStart().startsWith('{'));
+}
+
+function firstInvalidUtf8Line(bytes: Buffer): number {
+  let line = 1;
+  let start = 0;
+  for (;;) {
+    const nl = bytes.indexOf(0x0a, start);
+    try {
+      utf8.decode(bytes.subarray(start, nl === -1 ? bytes.length : nl));
+    } catch {
+      return line;
+    }
+    if (nl === -1) return 1;
+    line++;
+    start = nl + 1;
+  }
+}
+
+function lineAt(text: string, err: unknown): number {
+  const m = /at position (\d+)/.exec(err instanceof Error ? err.message : '');
+  return m ? text.slice(0, Number(m[1])).split('\n').length : 1;
+}
+
+/**
+ * Why `JSON.parse` refused a record, without the record: V8's messages quote a piece of the input
+ * (`Unexpected token 'x', "…" is not valid JSON`), which must not reach errors or task results.
+ */
+export function jsonErrorReason(err: unknown): string {
+  const message = err instanceof Error ? err.message : '';
+  const at = /at position (\d+)/.exec(message);
+  const where = at ? ` at character ${Number(at[1]) + 1}` : '';
+  const kinds: [RegExp, string][] = [
+    [/Unexpected end of JSON input/, 'truncated record (unexpected end)'],
+    [/Unterminated string/, 'unterminated string'],
+    [/Bad control character/, 'control character in a string'],
+    [/Bad (escaped character|Unicode escape)/, 'bad escape in a string'],
+    [/Unexpected non-whitespace character after JSON/, 'text after the JSON value'],
+    [/Expected property name/, 'expected a property name'],
+    [/Expected ',' or '}'/, "expected ',' or '}'"],
+    [/Expected ',' or ']'/, "expected ',' or ']'"],
+    [/Expected ':'/, "expected ':'"],
+    [/Exponent part is missing|No number after minus sign|Unterminated fractional number/, 'bad number'],
+  ];
+  const kind = kinds.find(([re]) => re.test(message))?.[1] ?? 'unexpected character';
+  return `malformed JSON: ${kind}${where}`;
+}
+
+const isJsonSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/** Index of the quote closing the string that opens at `open`, in valid JSON. */
+function closingQuote(text: string, open: number): number {
+  let j = text.indexOf('"', open + 1);
+  while (j !== -1) {
+    let backslashes = 0;
+    for (let p = j - 1; text.charCodeAt(p) === 0x5c; p--) backslashes++;
+    if (backslashes % 2 === 0) return j;
+    j = text.indexOf('"', j + 1);
+  }
+  return -1;
+}
+
+/** Whether the string token ending at `close` is an object key (followed by `:`). */
+function isKey(text: string, close: number): boolean {
+  let k = close + 1;
+  while (isJsonSpace(text.charCodeAt(k))) k++;
+  return text.charCodeAt(k) === 0x3a;
+}
+
+function keysIn(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  if (Array.isArray(value)) return value.reduce((a: number, v) => a + keysIn(v), 0);
+  let n = 0;
+  for (const v of Object.values(value)) n += 1 + keysIn(v);
+  return n;
+}
+
+/**
+ * Whether `text` (valid JSON that parsed to `value`) has an object with the same key twice. `JSON.parse` keeps
+ * the last one silently (DuckDB refuses the record): each duplicate makes the parsed value have fewer keys than
+ * the text names, so counting the key tokens is enough, and cheap.
+ */
+export function hasDuplicateKey(text: string, value: unknown): boolean {
+  let keys = 0;
+  for (let i = text.indexOf('"'); i !== -1;) {
+    const close = closingQuote(text, i);
+    if (close === -1) return true; // not valid JSON: cannot happen after JSON.parse, but never loop
+    if (isKey(text, close)) keys++;
+    i = text.indexOf('"', close + 1);
+  }
+  return keys !== keysIn(value);
+}
+
+/** The reason for a record with a duplicate key: the key is named only when it is one of the schema's fields. */
+function duplicateKeyReason(text: string, columns: readonly ColumnSpec[]): string {
+  const stack: (Set<string> | null)[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      const close = closingQuote(text, i);
+      if (close === -1) break;
+      const set = stack[stack.length - 1];
+      if (set && isKey(text, close)) {
+        const key = JSON.parse(text.slice(i, close + 1)) as string;
+        if (set.has(key)) {
+          return columns.some((col) => col.name === key) ? `duplicate key '${key}'` : 'duplicate key';
+        }
+        set.add(key);
+      }
+      i = close;
+    } else if (c === 0x7b) stack.push(new Set());
+    else if (c === 0x5b) stack.push(null);
+    else if (c === 0x7d || c === 0x5d) stack.pop();
+  }
+  return 'duplicate key';
+}
