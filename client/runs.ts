@@ -5,8 +5,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import { TempoflowError } from '../core/errors';
 import { resolveParams } from '../core/params';
 import { dagRunId } from '../core/schedule';
-import { DAG_ID, DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
-import type { DagRunInput, DagRunStatus, DagSnapshot, DataInterval, Json } from '../core/types';
+import { runStateOf } from '../core/run-states';
+import { DAG_ID, DAG_RUN_STATE, dagRunStateAttribute, LOGICAL_DATE } from '../core/search-attributes';
+import type { DagRunInput, DagRunState, DagRunStatus, DagSnapshot, DataInterval, Json, RunState } from '../core/types';
 import { DAG_RUN_FAILED, DAG_RUN_WORKFLOW, statusQuery } from '../workflows/definitions';
 import type { dagRun } from '../workflows';
 
@@ -71,7 +72,7 @@ export async function triggerDagRun(client: Client, dag: DagSnapshot, options: T
       typedSearchAttributes: [
         { key: DAG_ID, value: dag.id },
         { key: LOGICAL_DATE, value: new Date(logicalDate) },
-        { key: DAG_RUN_STATE, value: 'queued' },
+        dagRunStateAttribute('queued'),
       ],
     });
     return { handle, runId, input, created: true };
@@ -123,8 +124,7 @@ export async function getRunStatus(client: Client, runId: string): Promise<DagRu
 export interface RunListing {
   runId: string;
   dagId: string;
-  /** A DagRunState, 'queued' before the runner started, or the workflow status of a run that died outside it. */
-  state: string;
+  state: RunState;
   logicalDate?: string;
   startTime: string;
   closeTime?: string;
@@ -134,7 +134,7 @@ export interface RunListing {
 /** Runs found through the search attributes (the same query the Web UI takes). */
 export async function listRuns(
   client: Client,
-  filter: { dagId?: string; state?: string; limit?: number } = {},
+  filter: { dagId?: string; state?: DagRunState; limit?: number } = {},
 ): Promise<RunListing[]> {
   const clauses = [`WorkflowType = '${DAG_RUN_WORKFLOW}'`];
   if (filter.dagId) clauses.push(`DagId = '${filter.dagId.replace(/'/g, '')}'`);
@@ -142,15 +142,10 @@ export async function listRuns(
   const runs: RunListing[] = [];
   for await (const wf of client.workflow.list({ query: clauses.join(' AND ') })) {
     const attrs = wf.typedSearchAttributes;
-    const state = attrs.get(DAG_RUN_STATE) ?? '';
     runs.push({
       runId: wf.workflowId,
       dagId: attrs.get(DAG_ID) ?? '',
-      // A run that died outside the runner's control (terminated, timed out) never wrote its final state.
-      state:
-        wf.status.name === 'RUNNING' || state === 'success' || state === 'failed' || state === 'cancelled'
-          ? state
-          : wf.status.name.toLowerCase(),
+      state: runStateOf(wf.status.name, attrs.get(DAG_RUN_STATE)),
       logicalDate: attrs.get(LOGICAL_DATE)?.toISOString(),
       startTime: wf.startTime.toISOString(),
       closeTime: wf.closeTime?.toISOString(),

@@ -6,7 +6,7 @@ import { resolveParams } from '../core/params';
 import { checkCron, dagRunId } from '../core/schedule';
 import type { ScheduleTiming } from '../core/schedule';
 import { DAG_ID } from '../core/search-attributes';
-import type { DagRunInput, DagSnapshot } from '../core/types';
+import type { DagRunInput, DagRunState, DagSnapshot } from '../core/types';
 import { DAG_RUN_WORKFLOW } from '../workflows/definitions';
 import { getRunStatus } from './runs';
 
@@ -96,7 +96,7 @@ export interface ScheduleDetails {
   paused: boolean;
   note?: string;
   nextRuns: string[];
-  recentRuns: { runId: string; scheduledAt: string; state: string }[];
+  recentRuns: { runId: string; scheduledAt: string; state: DagRunState }[];
   overlap: string;
 }
 
@@ -115,7 +115,7 @@ export async function describeSchedule(client: Client, scheduleId: string): Prom
       // The run starts a moment after the schedule's action: until then it is queued.
       const state = await getRunStatus(client, runId).then(
         (s) => s.state,
-        () => 'queued',
+        (): DagRunState => 'queued',
       );
       return { runId, scheduledAt, state };
     }),

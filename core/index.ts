@@ -11,5 +11,6 @@ export { resolveParams } from './params';
 export { decideTrigger } from './trigger-rules';
 export type { TriggerDecision } from './trigger-rules';
 export { DAG_ID, DAG_RUN_STATE, LOGICAL_DATE } from './search-attributes';
-export { TASK_STATES, TRIGGER_RULES } from './types';
+export { isDagRunState, runStateOf } from './run-states';
+export { DAG_RUN_STATES, FINISHED_DAG_RUN_STATES, RUN_STATES, TASK_STATES, TRIGGER_RULES } from './types';
 export type * from './types';

@@ -45,7 +45,21 @@ export const TASK_STATES = [
 export type TaskState = (typeof TASK_STATES)[number];
 export const FINISHED_TASK_STATES: readonly TaskState[] = ['success', 'failed', 'upstream_failed', 'skipped'];
 
-export type DagRunState = 'running' | 'success' | 'failed' | 'cancelled';
+/**
+ * A run's state, as its `DagRunState` search attribute records it: `queued` from its start until its runner
+ * begins, then `running`, then the finished state the runner writes last. A run's status (`DagRunStatus`) says the
+ * same.
+ */
+export const DAG_RUN_STATES = ['queued', 'running', 'success', 'failed', 'cancelled'] as const;
+export type DagRunState = (typeof DAG_RUN_STATES)[number];
+export const FINISHED_DAG_RUN_STATES: readonly DagRunState[] = ['success', 'failed', 'cancelled'];
+
+/**
+ * A run's state as listings, backfills and schedules see it (`runStateOf` in run-states.ts): its `DagRunState`, or
+ * how it ended when it ended outside its runner's control and never recorded a finished state.
+ */
+export const RUN_STATES = [...DAG_RUN_STATES, 'terminated', 'timed_out'] as const;
+export type RunState = (typeof RUN_STATES)[number];
 
 // ---------------------------------------------------------------------------------------------------------------
 // Declaring a DAG (what authors write)

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { planBackfill, startBackfill } from '../client/backfill';
-import { retryRun, waitForRun, triggerDagRun } from '../client/runs';
+import { listRuns, retryRun, waitForRun, triggerDagRun } from '../client/runs';
+import { runStateOf } from '../core/run-states';
 import { createSchedule, deleteSchedule, describeSchedule, pauseSchedule } from '../client/schedules';
 import { intervalsBetween } from '../core/schedule';
 import type { DagRunStatus } from '../core/types';
@@ -47,7 +48,68 @@ describe('intervals', () => {
   });
 });
 
+describe('run states', () => {
+  it('tells a run state from the execution status and the recorded DagRunState', () => {
+    assert.equal(runStateOf('RUNNING', 'queued'), 'queued');
+    assert.equal(runStateOf('RUNNING', 'running'), 'running');
+    assert.equal(runStateOf('RUNNING', undefined), 'running');
+    assert.equal(runStateOf('FAILED', 'failed'), 'failed');
+    assert.equal(runStateOf('COMPLETED', 'success'), 'success');
+    assert.equal(runStateOf('CANCELLED', 'running'), 'cancelled');
+    // Ended outside the runner's control: the recorded state is stale.
+    assert.equal(runStateOf('TERMINATED', 'running'), 'terminated');
+    assert.equal(runStateOf('TIMED_OUT', 'queued'), 'timed_out');
+  });
+});
+
 describe('operations', () => {
+  it('lists a run no worker picked up as queued, skips it in a backfill, and lists it terminated', async () => {
+    await withTestWorker(
+      { dags: allTestDags, activities: createTestActivities(new EventLog()) },
+      async ({ client, taskQueue }) => {
+        const [day1, day2] = planBackfill(dailyDag, '1990-01-01', '1990-01-02');
+        // A task queue no worker polls: the run stays queued.
+        const queued = await triggerDagRun(client, dailyDag, {
+          taskQueue: `${taskQueue}-nobody`,
+          logicalDate: day1!.logicalDate,
+          dataInterval: day1!.dataInterval,
+        });
+        const listed = async () => {
+          for (let i = 0; i < 50; i++) {
+            const found = (await listRuns(client, { dagId: dailyDag.id })).find((r) => r.runId === queued.runId);
+            if (found) return found;
+            await delay(200);
+          }
+          assert.fail(`run ${queued.runId} not listed`);
+        };
+        assert.equal((await listed()).state, 'queued');
+        const backfilled = await startBackfill(client, dailyDag, {
+          from: '1990-01-01',
+          to: '1990-01-02',
+          reprocess: 'failed',
+          taskQueue,
+          params: { sleepMs: 10 },
+        });
+        const result = await backfilled.handle.result();
+        assert.deepEqual(
+          result.runs.map((r) => [r.runId, r.state]),
+          [
+            [day1!.runId, 'skipped'],
+            [day2!.runId, 'success'],
+          ],
+        );
+        assert.match(result.runs[0]!.note ?? '', /already running/);
+        await queued.handle.terminate('test');
+        let state = '';
+        for (let i = 0; i < 50 && state !== 'terminated'; i++) {
+          state = (await listed()).state;
+          if (state !== 'terminated') await delay(200);
+        }
+        assert.equal(state, 'terminated');
+      },
+    );
+  });
+
   it('backfills 30 days with at most 4 runs at once, and skips finished days on a second backfill', async () => {
     await withTestWorker(
       { dags: allTestDags, activities: createTestActivities(new EventLog()) },

@@ -1,6 +1,8 @@
 import { Context } from '@temporalio/activity';
 import type { WorkflowExecutionInfo } from '@temporalio/client';
+import { runStateOf } from '../core/run-states';
 import { DAG_ID, DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
+import type { RunState } from '../core/types';
 import { DAG_RUN_WORKFLOW } from '../workflows/definitions';
 import { acquireLockSignal, RESOURCE_LOCK_WORKFLOW } from '../workflows/resource-lock';
 import type { LockRequest, resourceLock } from '../workflows/resource-lock';
@@ -31,17 +33,23 @@ export function createFrameworkActivities() {
       );
     },
     /**
-     * The state of each existing run by id ('success', 'failed', 'running', ...); absent ids have no run. One
+     * The state of each existing run by id (see `runStateOf`); absent ids have no run. One
      * visibility query for a DAG's runs (by `DagId` and `LogicalDate` range), not one describe per run; a single id
      * is described (read-your-writes, where visibility may lag a moment behind).
      */
-    async tempoflowFindRuns({ runIds, dagId }: { runIds: string[]; dagId?: string }): Promise<Record<string, string>> {
+    async tempoflowFindRuns({
+      runIds,
+      dagId,
+    }: {
+      runIds: string[];
+      dagId?: string;
+    }): Promise<Record<string, RunState>> {
       const { client } = Context.current();
       if (runIds.length === 1) {
         const runId = runIds[0]!;
         try {
           const description = await client.workflow.getHandle(runId).describe();
-          return { [runId]: runStateOf(description) };
+          return { [runId]: stateOf(description) };
         } catch (err) {
           if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
           return {};
@@ -58,8 +66,8 @@ export function createFrameworkActivities() {
         }
         Context.current().heartbeat();
       }
-      const found: Record<string, string> = {};
-      for (const [runId, execution] of latest) found[runId] = runStateOf(execution);
+      const found: Record<string, RunState> = {};
+      for (const [runId, execution] of latest) found[runId] = stateOf(execution);
       return found;
     },
   };
@@ -67,13 +75,8 @@ export function createFrameworkActivities() {
 
 export type FrameworkActivities = ReturnType<typeof createFrameworkActivities>;
 
-/** A run's state: the one its runner recorded, or for a run that ended outside its control (terminated, timed out)
- * the execution's status. */
-function runStateOf(execution: Pick<WorkflowExecutionInfo, 'status' | 'typedSearchAttributes'>): string {
-  if (execution.status.name === 'RUNNING') return 'running';
-  const recorded = execution.typedSearchAttributes.get(DAG_RUN_STATE);
-  const finished = recorded === 'success' || recorded === 'failed' || recorded === 'cancelled';
-  return finished ? recorded : execution.status.name.toLowerCase();
+function stateOf(execution: Pick<WorkflowExecutionInfo, 'status' | 'typedSearchAttributes'>): RunState {
+  return runStateOf(execution.status.name, execution.typedSearchAttributes.get(DAG_RUN_STATE));
 }
 
 const quote = (value: string) => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;

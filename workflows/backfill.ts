@@ -9,7 +9,8 @@ import {
   workflowInfo,
   WorkflowIdReusePolicy,
 } from '@temporalio/workflow';
-import { DAG_ID, DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
+import { isRunInFlight } from '../core/run-states';
+import { DAG_ID, dagRunStateAttribute, LOGICAL_DATE } from '../core/search-attributes';
 import type { DagRunInput, DagRunState, DagSnapshot, DataInterval, Json } from '../core/types';
 import type { FrameworkActivities } from '../worker/framework-activities';
 import { backfillStatusQuery, DAG_RUN_FAILED, DAG_RUN_WORKFLOW } from './definitions';
@@ -108,7 +109,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillStatus> {
     for (const run of status.runs) {
       const found = existing[run.runId];
       if (!found) continue;
-      if (found === 'running') {
+      if (isRunInFlight(found)) {
         run.state = 'skipped';
         run.note = 'a run for this logical date is already running';
       } else if (input.reprocess === 'none' || (input.reprocess === 'failed' && found === 'success')) {
@@ -150,7 +151,7 @@ export async function backfill(input: BackfillInput): Promise<BackfillStatus> {
           typedSearchAttributes: [
             { key: DAG_ID, value: dag.id },
             { key: LOGICAL_DATE, value: new Date(run.logicalDate) },
-            { key: DAG_RUN_STATE, value: 'queued' },
+            dagRunStateAttribute('queued'),
           ],
         });
         run.state = result.state;

@@ -24,12 +24,12 @@ import {
 import { canonicalLocationSyntax } from '../core/locations';
 import { dagRunId, previousFireTime } from '../core/schedule';
 import type { ScheduleTiming } from '../core/schedule';
-import { DAG_ID, DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
+import { isDagRunState } from '../core/run-states';
+import { DAG_ID, dagRunStateAttribute, LOGICAL_DATE } from '../core/search-attributes';
 import { decideTrigger } from '../core/trigger-rules';
 import { FINISHED_TASK_STATES } from '../core/types';
 import type {
   DagRunInput,
-  DagRunState,
   DagRunStatus,
   Json,
   TaskContext,
@@ -109,7 +109,7 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
       );
     }
   };
-  upsertSearchAttributes([{ key: DAG_RUN_STATE, value: 'running' }]);
+  upsertSearchAttributes([dagRunStateAttribute('running')]);
 
   for (const [taskId, output] of Object.entries(input.reuse ?? {})) {
     const st = taskStatus.get(taskId);
@@ -287,7 +287,7 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
     }
     status.state = 'cancelled';
     status.endedAt = new Date().toISOString();
-    upsertSearchAttributes([{ key: DAG_RUN_STATE, value: 'cancelled' }]);
+    upsertSearchAttributes([dagRunStateAttribute('cancelled')]);
     setCurrentDetails(detailsMarkdown(status));
     throw err;
   }
@@ -295,7 +295,7 @@ export async function dagRun(runInput: DagRunInput): Promise<DagRunStatus> {
   const failed = status.tasks.filter((t) => t.state === 'failed');
   status.state = failed.length || status.tasks.some((t) => t.state === 'upstream_failed') ? 'failed' : 'success';
   status.endedAt = new Date().toISOString();
-  upsertSearchAttributes([{ key: DAG_RUN_STATE, value: status.state }]);
+  upsertSearchAttributes([dagRunStateAttribute(status.state)]);
   setCurrentDetails(detailsMarkdown(status));
   if (status.state === 'failed') {
     const reasons = failed.map((t) => `task '${t.taskId}' failed: ${t.error?.message ?? 'unknown error'}`);
@@ -340,7 +340,7 @@ async function runScheduled(scheduled: DagRunInput, timing: ScheduleTiming): Pro
       typedSearchAttributes: [
         { key: DAG_ID, value: input.dag.id },
         { key: LOGICAL_DATE, value: at },
-        { key: DAG_RUN_STATE, value: 'queued' },
+        dagRunStateAttribute('queued'),
       ],
     });
   } catch (err) {
@@ -351,7 +351,8 @@ async function runScheduled(scheduled: DagRunInput, timing: ScheduleTiming): Pro
       return {
         dagId: input.dag.id,
         runId,
-        state: (['success', 'failed', 'cancelled'].includes(state) ? state : 'running') as DagRunState,
+        // Terminated or timed out: it failed (and could not be here, as a failed run may start again).
+        state: isDagRunState(state) ? state : 'failed',
         logicalDate,
         dataInterval: input.dataInterval,
         params: input.params,

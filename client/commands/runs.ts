@@ -4,7 +4,8 @@ import type { Client } from '@temporalio/client';
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { TempoflowError } from '../../core/errors';
-import type { DagRunStatus } from '../../core/types';
+import { DAG_RUN_STATES } from '../../core/types';
+import type { DagRunState, DagRunStatus } from '../../core/types';
 import type { dagRun } from '../../workflows';
 import { CliExit } from '../context';
 import type { CliContext } from '../context';
@@ -13,8 +14,6 @@ import { getRunStatus, listRuns, retryRun, waitForRun } from '../runs';
 import { readLiveRun } from '../watch';
 import { formatParams } from './trigger';
 
-const RUN_STATES = ['queued', 'running', 'success', 'failed', 'cancelled'];
-
 export function register(program: Command, ctx: CliContext): void {
   const group = program.command('runs').description('list, inspect and cancel DAG runs');
 
@@ -22,10 +21,10 @@ export function register(program: Command, ctx: CliContext): void {
     .command('list')
     .description('list runs, newest first')
     .option('-d, --dag <dag>', 'only runs of this DAG')
-    .addOption(new Option('-s, --state <state>', 'only runs in this state').choices(RUN_STATES))
+    .addOption(new Option('-s, --state <state>', 'only runs in this state').choices(DAG_RUN_STATES))
     .option('-n, --limit <n>', 'at most this many runs', positiveInt, 20)
     .option('--json', 'print the runs as JSON')
-    .action(async (opts: { dag?: string; state?: string; limit: number; json?: boolean }) => {
+    .action(async (opts: { dag?: string; state?: DagRunState; limit: number; json?: boolean }) => {
       const client = await ctx.client();
       const runs = await listRuns(client, { dagId: opts.dag, state: opts.state, limit: opts.limit });
       if (opts.json) return ctx.json(runs);
