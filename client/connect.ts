@@ -2,6 +2,7 @@
 import net from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { TempoflowError } from '../core/errors';
+import type { TemporalConnectionConfig } from '../worker/temporal-config';
 
 /** Temporal is not reachable at the configured address: a user error (exit 2), with the way out. */
 export class TemporalUnreachableError extends TempoflowError {
@@ -50,14 +51,29 @@ export interface Connected {
   connection: Connection;
 }
 
-/** Connects a client: probes the address first, then opens the gRPC connection. */
-export async function connectClient(address: string, namespace: string): Promise<Connected> {
+/** Temporal answers at the address but the TLS handshake or the credentials are refused. */
+export class TemporalConnectionRefusedError extends TempoflowError {
+  override name = 'TemporalConnectionRefusedError';
+}
+
+/**
+ * Connects a client with the resolved connection (TLS, API key): probes the address first, then opens the gRPC
+ * connection, whose first call makes a refused certificate or key show here rather than in the command.
+ */
+export async function connectClient(temporal: TemporalConnectionConfig): Promise<Connected> {
+  const { address, namespace } = temporal;
   await probeAddress(address);
+  const secured = temporal.summary.tls !== 'off' || temporal.summary.apiKey;
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address, connectTimeout: '5s' });
+    connection = await Connection.connect({ ...temporal.connectionOptions(), connectTimeout: '5s' });
   } catch (err) {
-    throw new TemporalUnreachableError(address, (err as Error).message, { cause: err });
+    if (!secured) throw new TemporalUnreachableError(address, (err as Error).message, { cause: err });
+    throw new TemporalConnectionRefusedError(
+      `cannot connect to Temporal at ${temporal.describe()}: ${(err as Error).message} ` +
+        '(check TEMPORAL_TLS_*, TEMPORAL_API_KEY or the profile; see docs/production.md)',
+      { cause: err },
+    );
   }
   return { client: new Client({ connection, namespace }), connection };
 }

@@ -4,6 +4,8 @@ import type { Command } from 'commander';
 import { TempoflowError } from '../core/errors';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../worker/settings';
 import type { WorkerSettingsOverrides } from '../worker/settings';
+import { resolveTemporalConfig } from '../worker/temporal-config';
+import type { TemporalConnectionConfig } from '../worker/temporal-config';
 import { connectClient } from './connect';
 import type { Connected } from './connect';
 import { styleFor } from './render';
@@ -52,6 +54,7 @@ export class CliContext {
   readonly errStyle: Style;
   private program: Command | undefined;
   private connected: Promise<Connected> | undefined;
+  private resolvedTemporal: { key: string; config: TemporalConnectionConfig } | undefined;
   private cleanups: (() => Promise<void> | void)[] = [];
 
   constructor(io: Partial<CliIo> = {}) {
@@ -67,11 +70,18 @@ export class CliContext {
     this.program = program;
   }
 
+  /** The global options; the address and namespace as the Temporal connection resolves them (flag, env, profile). */
   get globals(): GlobalOptions {
     const opts = this.program?.opts<Partial<GlobalOptions>>() ?? {};
+    let temporal: TemporalConnectionConfig | undefined;
+    try {
+      temporal = this.temporal();
+    } catch {
+      // A bad setting is reported by the command that connects; names in messages fall back to the flags.
+    }
     return {
-      address: opts.address ?? DEFAULT_ADDRESS,
-      namespace: opts.namespace ?? DEFAULT_NAMESPACE,
+      address: temporal?.address ?? opts.address ?? DEFAULT_ADDRESS,
+      namespace: temporal?.namespace ?? opts.namespace ?? DEFAULT_NAMESPACE,
       taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
       verbose: Boolean(opts.verbose) || Boolean(this.env.DEBUG),
     };
@@ -83,18 +93,30 @@ export class CliContext {
    */
   globalFlagOverrides(): WorkerSettingsOverrides {
     const overrides: WorkerSettingsOverrides = {};
-    const g = this.globals;
-    if (this.program?.getOptionValueSource('address') === 'cli') overrides.address = g.address;
-    if (this.program?.getOptionValueSource('namespace') === 'cli') overrides.namespace = g.namespace;
-    if (this.program?.getOptionValueSource('taskQueue') === 'cli') overrides.taskQueue = g.taskQueue;
+    const opts = this.program?.opts<Partial<GlobalOptions>>() ?? {};
+    if (this.program?.getOptionValueSource('address') === 'cli') overrides.address = opts.address;
+    if (this.program?.getOptionValueSource('namespace') === 'cli') overrides.namespace = opts.namespace;
+    if (this.program?.getOptionValueSource('taskQueue') === 'cli') overrides.taskQueue = opts.taskQueue;
     return overrides;
   }
 
-  /** The Temporal client for the global `--address` and `--namespace` (connected once, closed at exit). */
+  /**
+   * The connection to Temporal: `--address`/`--namespace` flags, then Temporal's environment configuration
+   * (TEMPORAL_* variables, the profile file). Throws a TempoflowError naming a bad variable or file.
+   */
+  temporal(): TemporalConnectionConfig {
+    const { address, namespace } = this.globalFlagOverrides();
+    const flags = { ...(address !== undefined ? { address } : {}), ...(namespace !== undefined ? { namespace } : {}) };
+    const key = JSON.stringify(flags);
+    if (this.resolvedTemporal?.key !== key)
+      this.resolvedTemporal = { key, config: resolveTemporalConfig(flags, this.env) };
+    return this.resolvedTemporal.config;
+  }
+
+  /** The Temporal client for `temporal()` (connected once, closed at exit). */
   async client(): Promise<Client> {
     if (!this.connected) {
-      const { address, namespace } = this.globals;
-      this.connected = connectClient(address, namespace);
+      this.connected = Promise.resolve().then(() => connectClient(this.temporal()));
       this.onCleanup(async () => {
         const c = await this.connected?.catch(() => undefined);
         await c?.connection.close();

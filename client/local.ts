@@ -5,6 +5,7 @@ import { startWorker } from '../worker/main';
 import type { StartedWorker } from '../worker/main';
 import { resolveWorkerSettings } from '../worker/settings';
 import type { WorkerSettings } from '../worker/settings';
+import { TemporalConnectionConfig } from '../worker/temporal-config';
 import { connectClient } from './connect';
 import type { CliContext } from './context';
 import { formatDuration } from './render';
@@ -65,21 +66,19 @@ export async function startLocalStack(ctx: CliContext, options: LocalStackOption
   };
   ctx.onCleanup(stop);
   try {
+    // The throwaway server takes no TLS or credentials, whatever TEMPORAL_TLS_*, TEMPORAL_API_KEY or a profile say.
+    const temporal = TemporalConnectionConfig.plain(server.address, server.namespace);
     const settings = resolveWorkerSettings(
-      {
-        ...ctx.globalFlagOverrides(),
-        address: server.address,
-        namespace: server.namespace,
-        taskQueue: options.taskQueue,
-      },
+      { ...ctx.globalFlagOverrides(), taskQueue: options.taskQueue },
       { ...ctx.env, ...options.workerEnv },
+      { temporal },
     );
     Object.assign(process.env, options.workerEnv ?? {});
     const worker = await step('starting the worker', () =>
       startWorker(settings, { workerOptions: { shutdownGraceTime: '5s' }, log: options.log }),
     );
     stops.push(() => worker.close());
-    const { client, connection } = await connectClient(server.address, server.namespace);
+    const { client, connection } = await connectClient(temporal);
     stops.push(() => connection.close());
     let running: Promise<unknown> | undefined;
     stops.push(async () => {

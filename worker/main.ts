@@ -59,9 +59,9 @@ export async function startWorker(settings: WorkerSettings, options: StartWorker
   const dags = options.dags ?? allDags;
   const activities = options.activities ?? createActivities(activityDepsFrom(settings));
   const log = options.log ?? ((line: string) => console.error(line));
-  const connection = await NativeConnection.connect({ address: settings.address });
+  const connection = await NativeConnection.connect(settings.temporal.connectionOptions());
   try {
-    await ensureSearchAttributes(settings.address, settings.namespace);
+    await ensureSearchAttributes(settings.temporal, settings.namespace);
     let workflowBundle = options.workflowBundle;
     if (!workflowBundle && (!existsSync(PREBUILT_BUNDLE_PATH) || prebuiltBundleIsStale())) {
       log(
@@ -108,7 +108,7 @@ export function prebuiltBundleIsStale(): boolean {
 /** One line describing a worker, for logs. */
 export function describeWorker(settings: WorkerSettings, dags: readonly DagSnapshot[]): string {
   return (
-    `tempoflow worker on ${settings.address} · namespace ${settings.namespace} · task queue ${settings.taskQueue}` +
+    `tempoflow worker on ${settings.temporal.describe()} · task queue ${settings.taskQueue}` +
     ` · ${settings.maxConcurrentActivities} concurrent tasks · DAGs: ${dags.map((d) => d.id).join(', ')}`
   );
 }

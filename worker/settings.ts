@@ -3,12 +3,16 @@ import path from 'node:path';
 import { z } from 'zod';
 import { TempoflowError } from '../core/errors';
 import type { ActivityDeps } from '../activities/index';
+import { resolveTemporalConfig } from './temporal-config';
+import type { TemporalConnectionConfig } from './temporal-config';
 
 /** Everything a tempoflow worker needs to know, from command-line flags and environment variables. */
 export interface WorkerSettings {
-  /** Temporal frontend, `host:port`. */
+  /** Temporal frontend, `host:port` (the same as `temporal.address`). */
   address: string;
   namespace: string;
+  /** How to connect: TLS, API key and gRPC metadata from Temporal's environment configuration (secrets hidden). */
+  temporal: TemporalConnectionConfig;
   taskQueue: string;
   /** Task instances this worker runs at once. */
   maxConcurrentActivities: number;
@@ -54,16 +58,17 @@ export const DEFAULT_DUCKDB_MEMORY_LIMIT = '2GB';
 export const defaultDuckDbThreads = (): number => Math.max(1, os.availableParallelism());
 export const defaultDuckDbTempDir = (): string => path.join(os.tmpdir(), 'tempoflow-duckdb');
 
+/** Settings resolved here; the address and namespace come with the Temporal connection (temporal-config.ts). */
+type OwnSetting = Exclude<keyof WorkerSettingsOverrides, 'address' | 'namespace'>;
+
 /** Where each setting comes from: its flag and its environment variable (named in error messages). */
 const SOURCES = {
-  address: { flag: '--address', env: 'TEMPORAL_ADDRESS' },
-  namespace: { flag: '--namespace', env: 'TEMPORAL_NAMESPACE' },
   taskQueue: { flag: '--task-queue', env: 'TEMPOFLOW_TASK_QUEUE' },
   maxConcurrentActivities: { flag: '--max-concurrent-activities', env: 'TEMPOFLOW_MAX_CONCURRENT_ACTIVITIES' },
   duckdbMemoryLimit: { flag: '--duckdb-memory-limit', env: 'TEMPOFLOW_DUCKDB_MEMORY_LIMIT' },
   duckdbThreads: { flag: '--duckdb-threads', env: 'TEMPOFLOW_DUCKDB_THREADS' },
   duckdbTempDir: { flag: '--duckdb-temp-dir', env: 'TEMPOFLOW_DUCKDB_TEMP_DIR' },
-} as const satisfies Record<keyof WorkerSettingsOverrides, { flag: string; env: string }>;
+} as const satisfies Record<OwnSetting, { flag: string; env: string }>;
 
 const positiveInt = (max: number) =>
   z.coerce
@@ -73,11 +78,6 @@ const positiveInt = (max: number) =>
     .max(max, `must be at most ${max}`);
 
 const FIELDS = {
-  address: z
-    .string()
-    .trim()
-    .regex(/^[^\s:/]+:\d{1,5}$/, "must be host:port, e.g. '127.0.0.1:7233'"),
-  namespace: z.string().trim().min(1, 'must not be empty'),
   taskQueue: z.string().trim().min(1, 'must not be empty'),
   maxConcurrentActivities: positiveInt(10_000),
   duckdbMemoryLimit: z
@@ -86,12 +86,10 @@ const FIELDS = {
     .regex(/^\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)$/i, "must be a size such as '512MB' or '2GB'"),
   duckdbThreads: positiveInt(1024),
   duckdbTempDir: z.string().trim().min(1, 'must not be empty'),
-} satisfies Record<keyof WorkerSettingsOverrides, z.ZodType>;
+} satisfies Record<OwnSetting, z.ZodType>;
 
-function defaults(): Record<keyof WorkerSettingsOverrides, string | number> {
+function defaults(): Record<OwnSetting, string | number> {
   return {
-    address: DEFAULT_ADDRESS,
-    namespace: DEFAULT_NAMESPACE,
     taskQueue: DEFAULT_TASK_QUEUE,
     maxConcurrentActivities: DEFAULT_MAX_CONCURRENT_ACTIVITIES,
     duckdbMemoryLimit: DEFAULT_DUCKDB_MEMORY_LIMIT,
@@ -101,18 +99,32 @@ function defaults(): Record<keyof WorkerSettingsOverrides, string | number> {
 }
 
 /**
- * Resolves worker settings: a flag wins over its environment variable, which wins over the default.
+ * Resolves worker settings: a flag wins over its environment variable, which wins over the default. The
+ * Temporal connection follows Temporal's environment configuration (`resolveTemporalConfig`: variables and
+ * profile file), unless `options.temporal` gives it (the local servers tempoflow starts: no TLS, no credentials).
  *
- * @throws TempoflowError naming the flag or environment variable that holds a bad value.
+ * @throws TempoflowError naming the flag, environment variable or file that holds a bad value.
  */
 export function resolveWorkerSettings(
   overrides: WorkerSettingsOverrides = {},
   env: NodeJS.ProcessEnv = process.env,
+  options: { temporal?: TemporalConnectionConfig } = {},
 ): WorkerSettings {
   const fallback = defaults();
   const problems: string[] = [];
-  const values = {} as Record<keyof WorkerSettingsOverrides, unknown>;
-  for (const key of Object.keys(FIELDS) as (keyof WorkerSettingsOverrides)[]) {
+  let temporal = options.temporal;
+  try {
+    const { address, namespace } = overrides;
+    temporal ??= resolveTemporalConfig(
+      { ...(address !== undefined ? { address } : {}), ...(namespace !== undefined ? { namespace } : {}) },
+      env,
+    );
+  } catch (err) {
+    if (!(err instanceof TempoflowError)) throw err;
+    problems.push(err.message);
+  }
+  const values = {} as Record<OwnSetting, unknown>;
+  for (const key of Object.keys(FIELDS) as OwnSetting[]) {
     const { flag, env: envName } = SOURCES[key];
     const fromFlag = overrides[key];
     const fromEnv = env[envName];
@@ -126,10 +138,11 @@ export function resolveWorkerSettings(
     if (parsed.success) values[key] = parsed.data;
     else problems.push(`${source} ${JSON.stringify(String(raw))}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   }
-  if (problems.length) throw new TempoflowError(`invalid worker settings: ${problems.join('; ')}`);
+  if (problems.length || !temporal) throw new TempoflowError(`invalid worker settings: ${problems.join('; ')}`);
   return {
-    address: values.address as string,
-    namespace: values.namespace as string,
+    address: temporal.address,
+    namespace: temporal.namespace,
+    temporal,
     taskQueue: values.taskQueue as string,
     maxConcurrentActivities: values.maxConcurrentActivities as number,
     duckdb: {
