@@ -230,7 +230,7 @@ export function storageError(err: unknown, uris: string | readonly string[], op 
   if (kind === 'infrastructure') {
     const where = buckets(list).length > 0 ? 'S3' : 'storage';
     const code = str(top.code) || str(top.name) || undefined;
-    return new StorageUnavailableError(`${where} unavailable ${what} (${detail}); the task will be retried`, {
+    return new StorageUnavailableError(`${where} unavailable during ${what} (${detail})`, {
       cause: err,
       code,
     });
