@@ -148,7 +148,7 @@ async function writeLines(file: string, lines: readonly string[]): Promise<void>
 /**
  * Splits bytes into lines at `\n` (never inside a UTF-8 sequence, so splitting bytes is safe), numbering them
  * from 1 — blank lines and a last line without a newline included. A line longer than `max` is not kept: its
- * handler gets the first `RAW_LIMIT` bytes and the full size.
+ * handler gets its head (enough for the rejects file) and the full size.
  */
 export class LineSplitter {
   private parts: Buffer[] = [];
