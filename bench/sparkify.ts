@@ -13,6 +13,7 @@ import { Client, Connection } from '@temporalio/client';
 import Table from 'cli-table3';
 import { Command, InvalidArgumentError } from 'commander';
 import { MODEL_SQL, TABLE_LAYOUT, limitPartitionBuffers } from '../activities/sparkify/build-tables';
+import { literalGlob, sqlString } from '../activities/sparkify/duckdb';
 import { generateSparkify } from '../activities/sparkify/generate';
 import { TABLES } from '../activities/sparkify/paths';
 import { EVENT_COLUMNS, SONG_COLUMNS } from '../activities/sparkify/schema';
@@ -261,10 +262,10 @@ async function floor(input: string, out: string): Promise<Record<string, number>
   try {
     const columns = (specs: readonly ColumnSpec[]) => `{${specs.map((c) => `'${c.name}': '${c.type}'`).join(', ')}}`;
     await conn.run(
-      `CREATE TABLE staged_songs AS SELECT * FROM read_json('${input}/song_data/**/*.json', columns = ${columns(SONG_COLUMNS)}, format = 'auto')`,
+      `CREATE TABLE staged_songs AS SELECT * FROM read_json(${sqlString(`${literalGlob(input)}/song_data/**/*.json`)}, columns = ${columns(SONG_COLUMNS)}, format = 'auto')`,
     );
     await conn.run(
-      `CREATE TABLE staged_events AS SELECT * FROM read_json('${input}/log_data/**/*.json', columns = ${columns(EVENT_COLUMNS)}, format = 'newline_delimited')`,
+      `CREATE TABLE staged_events AS SELECT * FROM read_json(${sqlString(`${literalGlob(input)}/log_data/**/*.json`)}, columns = ${columns(EVENT_COLUMNS)}, format = 'newline_delimited')`,
     );
     await conn.run(MODEL_SQL);
     await limitPartitionBuffers(conn, { memoryLimit: opts.memoryLimit }); // as build_tables and publish do
@@ -273,7 +274,7 @@ async function floor(input: string, out: string): Promise<Record<string, number>
       const layout = TABLE_LAYOUT[t];
       const partition = layout.partitionBy ? `, PARTITION_BY (${layout.partitionBy.join(', ')})` : '';
       await conn.run(
-        `COPY (SELECT ${layout.select} FROM "${t}" ORDER BY ${layout.orderBy}) TO '${out}/${t}' (FORMAT parquet${partition})`,
+        `COPY (SELECT ${layout.select} FROM "${t}" ORDER BY ${layout.orderBy}) TO ${sqlString(`${out}/${t}`)} (FORMAT parquet${partition})`,
       );
       const r = await conn.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM "${t}"`);
       rows[t] = Number(r.getRowObjects()[0]!.n);

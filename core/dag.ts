@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { durationToMs } from './duration';
 import { DagDefinitionError } from './errors';
+import { registerParamsValidator } from './params';
 import { checkCron } from './schedule';
 import { TRIGGER_RULES } from './types';
 import type { DagDefinition, DagSnapshot, TaskDefinition, TaskOptions, TaskSnapshot } from './types';
@@ -69,6 +70,9 @@ const dagSchema = z.strictObject({
   maxActiveTasks: z.number().int().positive().optional(),
   schedule: z.strictObject({ cron: z.string().min(1).optional(), every: duration.optional() }).optional(),
   tasks: z.array(z.unknown()).min(1, 'a DAG needs at least one task'),
+  validateParams: z
+    .custom<NonNullable<DagDefinition['validateParams']>>((v) => typeof v === 'function', 'must be a function')
+    .optional(),
 });
 
 const DEFAULT_MAX_ACTIVE_TASKS = 32;
@@ -157,7 +161,9 @@ export function defineDag(definition: DagDefinition): DagSnapshot {
       ? { cron: dag.schedule.cron }
       : { everyMs: durationToMs(dag.schedule.every!, `${dagLabel}: schedule.every`) };
   }
-  return deepFreeze(snapshot);
+  deepFreeze(snapshot);
+  if (dag.validateParams) registerParamsValidator(snapshot, dag.validateParams);
+  return snapshot;
 }
 
 function snapshotTask(

@@ -1,10 +1,20 @@
 import { ParamValidationError } from './errors';
-import type { DagSnapshot, Json, ParamSpec } from './types';
+import type { DagDefinition, DagSnapshot, Json, ParamSpec } from './types';
+
+type ParamsValidator = NonNullable<DagDefinition['validateParams']>;
+
+/** Each defined DAG's `validateParams`, kept beside its snapshot: a function cannot travel in a run's input. */
+const validators = new WeakMap<DagSnapshot, ParamsValidator>();
+
+/** Called by `defineDag`. */
+export function registerParamsValidator(dag: DagSnapshot, validate: ParamsValidator): void {
+  validators.set(dag, validate);
+}
 
 /**
- * Checks `given` against the DAG's param specs and fills in defaults. Values may be strings (from the CLI's
- * `-p key=value`) and are coerced to the param's type. Unknown params are refused: a typo must not silently
- * run with a default.
+ * Checks `given` against the DAG's param specs and fills in defaults, then runs the DAG's `validateParams` (when
+ * every param is fine). Values may be strings (from the CLI's `-p key=value`) and are coerced to the param's
+ * type. Unknown params are refused: a typo must not silently run with a default.
  */
 export function resolveParams(dag: DagSnapshot, given: Record<string, unknown>): Record<string, Json> {
   const problems: string[] = [];
@@ -27,6 +37,7 @@ export function resolveParams(dag: DagSnapshot, given: Record<string, unknown>):
     if (typeof checked === 'string') problems.push(checked);
     else resolved[name] = checked.value;
   }
+  if (problems.length === 0) problems.push(...(validators.get(dag)?.(resolved) ?? []));
   if (problems.length) {
     throw new ParamValidationError(`DAG '${dag.id}': ${problems.join('; ')}`);
   }

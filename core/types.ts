@@ -137,6 +137,13 @@ export interface DagDefinition {
   /** The DAG's natural schedule: gives backfill its intervals and schedules their default. */
   schedule?: ScheduleSpec;
   tasks: TaskDefinition[];
+  /**
+   * Checks across params that the per-param specs cannot express (e.g. two locations that must not overlap):
+   * the problems found, each naming its params, or none. Run with defaults filled in before a run, schedule or
+   * backfill starts (a `ParamValidationError` naming the DAG). Code, so not part of the snapshot: a run's tasks
+   * check again what they rely on (runs a schedule starts, or older clients, skip this).
+   */
+  validateParams?: (params: Record<string, Json>) => string[];
 }
 
 // ---------------------------------------------------------------------------------------------------------------

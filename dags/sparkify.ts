@@ -1,3 +1,4 @@
+import { inputOutputProblem } from '../activities/sparkify/locations';
 import { defineDag } from '../core/dag';
 
 /**
@@ -31,6 +32,11 @@ export const sparkifyDag = defineDag({
       default: false,
       description: 'rebuild songs and artists even when the song input is unchanged since they were published',
     },
+  },
+  // Checked again by list_inputs, for runs a schedule or backfill starts.
+  validateParams: ({ input, output }) => {
+    const problem = typeof input === 'string' && typeof output === 'string' && inputOutputProblem(input, output);
+    return problem ? [problem] : [];
   },
   schedule: { cron: '0 0 * * *' },
   // Storage outages are retried (bad data and access errors fail at once, non-retryable): 10 retries 5 s, 10 s,

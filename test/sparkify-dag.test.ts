@@ -61,7 +61,7 @@ void test('staging activities heartbeat progress and fail bad params without ret
     name: 'NonRetryableTaskError',
     message: /param 'output' must be a non-empty string/,
   });
-  await assert.rejects(activities.sparkifyListInputs(ctx({ params: { input: output + '/none', output } })), {
+  await assert.rejects(activities.sparkifyListInputs(ctx({ params: { input: input + '-none', output } })), {
     name: 'NonRetryableTaskError',
     message: /no input files/,
   });

@@ -5,7 +5,16 @@ import type { Store } from '../storage/store';
 
 import { mirrorPrefix } from '../storage/mirror';
 import { runCache } from './run-cache';
-import { type DuckDbSettings, parseSize, sqlString, withDuckDb, withScratch } from './duckdb';
+import {
+  type DuckDbSettings,
+  parquetFilesUnder,
+  parseSize,
+  sqlFileList,
+  sqlFilePath,
+  sqlString,
+  withDuckDb,
+  withScratch,
+} from './duckdb';
 import {
   type LayoutName,
   type OnProgress,
@@ -45,13 +54,11 @@ export async function loadStaged(conn: DuckDBConnection, dirs: { songs: string; 
     ['staged_songs', dirs.songs, SONG_COLUMNS],
     ['staged_events', dirs.events, EVENT_COLUMNS],
   ] as const) {
-    const parts = await readdir(dir).catch(() => [] as string[]);
-    if (parts.some((p) => p.endsWith('.parquet'))) {
+    const parts = await parquetFilesUnder(dir);
+    if (parts.length > 0) {
       // A view: the model reads each staged part once, straight from its Parquet file.
       const cols = columns.map((c) => `"${c.name}"::${c.type} AS "${c.name}"`).join(', ');
-      await conn.run(
-        `CREATE VIEW ${table} AS SELECT ${cols} FROM read_parquet(${sqlString(path.join(dir, '*.parquet'))})`,
-      );
+      await conn.run(`CREATE VIEW ${table} AS SELECT ${cols} FROM read_parquet(${sqlFileList(parts)})`);
     } else {
       await conn.run(`CREATE TABLE ${table} (${columnsDdl(columns)})`);
     }
@@ -263,7 +270,7 @@ export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesRes
       async (conn) => {
         await loadStaged(conn, staged);
         if (songInput.reusedFrom) {
-          await conn.run(`CREATE TABLE song_lookup AS SELECT * FROM read_parquet(${sqlString(lookupFile)})`);
+          await conn.run(`CREATE TABLE song_lookup AS SELECT * FROM read_parquet(${sqlFilePath(lookupFile)})`);
         } else {
           await conn.run(SONG_MODEL_SQL);
           await conn.run(

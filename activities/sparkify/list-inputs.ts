@@ -2,6 +2,7 @@ import type { DataInterval } from '../../core/types';
 import type { ObjectInfo, Store } from '../storage/store';
 import { joinUri } from '../storage/uri';
 import { InputDataError } from './errors';
+import { inputOutputProblem } from './locations';
 import { runPaths } from './paths';
 import { startRunAfresh } from './publish';
 import { fingerprintSongFiles, reusableSongs, writeSongInput } from './song-state';
@@ -81,6 +82,32 @@ function chunk(files: ObjectInfo[], maxFiles: number, maxBytes: number): ObjectI
 }
 
 /**
+ * Why the input cannot make a run, or undefined. Every run reads all songs, so without song files it would
+ * publish empty `songs`/`artists` over good ones; a run without an interval rebuilds the play tables from all
+ * logs, so without log files it would publish them empty. (Songs kept because they are unchanged are still
+ * listed: that is not missing. An interval run with no log file in its interval is fine: nothing new to add.)
+ */
+function missingInput(input: string, songFiles: number, logFiles: number, fullRun: boolean): string | undefined {
+  const [songDir, logDir] = [joinUri(input, 'song_data'), joinUri(input, 'log_data')];
+  if (songFiles === 0 && logFiles === 0) {
+    return `no input files: no .json file under ${songDir}/ or ${logDir}/ (is 'input' the folder that holds both?)`;
+  }
+  if (songFiles === 0) {
+    return (
+      `input ${input} has no song_data/: no .json file under ${songDir}/; every run reads all songs, and would ` +
+      `publish empty songs and artists tables; nothing was changed`
+    );
+  }
+  if (logFiles === 0 && fullRun) {
+    return (
+      `input ${input} has no log_data/: no .json file under ${logDir}/; a run without a data interval rebuilds ` +
+      `songplays, users and time from all logs, and would publish them empty; nothing was changed`
+    );
+  }
+  return undefined;
+}
+
+/**
  * Lists the input's `song_data/` and `log_data/` JSON files (hidden files skipped, log files chosen by the
  * date in their name within the data interval), writes them as chunked manifests under the run's staging
  * prefix, and returns the manifest URIs and totals: never the file lists themselves (task outputs stay small).
@@ -88,6 +115,9 @@ function chunk(files: ObjectInfo[], maxFiles: number, maxBytes: number): ObjectI
  */
 export async function listInputs(args: ListInputsArgs): Promise<ListInputsResult> {
   const { store } = args;
+  // Before anything is listed or written: runs a schedule or backfill starts were never checked by a client.
+  const overlap = inputOutputProblem(args.input, args.output);
+  if (overlap) throw new InputDataError(overlap);
   const paths = runPaths(args.output, args.runId);
   const visible = (o: ObjectInfo) => !isHidden(o.key) && o.key.endsWith('.json');
   const [songObjs, logObjs] = await Promise.all([
@@ -108,11 +138,8 @@ export async function listInputs(args: ListInputsArgs): Promise<ListInputsResult
     logs = inScope;
   }
 
-  if (songs.length === 0 && logObjs.filter(visible).length === 0) {
-    throw new InputDataError(
-      `no input files: nothing under ${joinUri(args.input, 'song_data')}/ or ${joinUri(args.input, 'log_data')}/`,
-    );
-  }
+  const missing = missingInput(args.input, songs.length, logObjs.filter(visible).length, !args.dataInterval);
+  if (missing) throw new InputDataError(missing);
   const fingerprint = fingerprintSongFiles(songs);
   // Whatever an earlier execution (or attempt) of this run staged would be counted again: start afresh.
   await startRunAfresh(store, args.output, args.runId, { signal: args.signal });

@@ -1,9 +1,8 @@
-import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Store } from '../storage/store';
 import { joinUri } from '../storage/uri';
-import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbSettings, parquetFilesUnder, sqlFileList, sqlFilePath, withDuckDb, withScratch } from './duckdb';
 import { loadStaged, stagedDirs } from './build-tables';
 import { mirrorPrefix } from '../storage/mirror';
 import { runCache } from './run-cache';
@@ -71,15 +70,14 @@ async function scalar(conn: DuckDBConnection, sql: string): Promise<number> {
 
 /** Loads a table directory (hive-partitioned or not) as a DuckDB table of the same name. */
 export async function loadTable(conn: DuckDBConnection, table: LayoutName, dir: string): Promise<void> {
-  const files = (await readdir(dir, { recursive: true }).catch(() => [] as string[])).filter(
-    (f) => f.endsWith('.parquet') && !f.split(path.sep).some((s) => s.startsWith('_') || s.startsWith('.')),
-  );
+  const files = await parquetFilesUnder(dir);
   if (files.length === 0) {
     await conn.run(`CREATE TABLE "${table}" (${EMPTY_DDL[table]})`);
     return;
   }
-  const glob = sqlString(path.join(dir, '**', '*.parquet'));
-  await conn.run(`CREATE TABLE "${table}" AS SELECT * FROM read_parquet(${glob}, hive_partitioning = true)`);
+  // The files listed, never a glob: a lake's path may hold glob characters (`lake[1]`).
+  const list = sqlFileList(files);
+  await conn.run(`CREATE TABLE "${table}" AS SELECT * FROM read_parquet(${list}, hive_partitioning = true)`);
 }
 
 /**
@@ -112,7 +110,7 @@ export async function validate(args: ValidateArgs): Promise<ValidateResult> {
 
         if (songInput.reusedFrom) {
           // Plays were matched with the lookup published with the kept songs: check against that lookup.
-          await conn.run(`CREATE TABLE song_lookup AS SELECT * FROM read_parquet(${sqlString(lookupFile)})`);
+          await conn.run(`CREATE TABLE song_lookup AS SELECT * FROM read_parquet(${sqlFilePath(lookupFile)})`);
           await conn.run('CREATE VIEW songs AS SELECT DISTINCT song_id FROM song_lookup');
           await conn.run('CREATE VIEW artists AS SELECT DISTINCT artist_id FROM song_lookup');
           check(
