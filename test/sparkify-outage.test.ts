@@ -35,6 +35,9 @@ async function ownS3(): Promise<{
     dataDir: path.join(dataDir, 'objects'),
     port,
     buckets: ['sparkify-in', 'sparkify-lake'],
+  }).catch(async (err: unknown) => {
+    await fs.rm(dataDir, { recursive: true, force: true });
+    throw err;
   });
   const credentials = { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey };
   let restarting: Promise<void> = Promise.resolve();
