@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowExecutionInfo, WorkflowHandle } from '@temporalio/client';
-import { TempoflowError } from '../core/errors';
+import { InvalidFieldError, TempoflowError } from '../core/errors';
 import { resolveParams } from '../core/params';
 import { dagTiming, intervalsBetween } from '../core/schedule';
 import { DAG_ID } from '../core/search-attributes';
@@ -32,9 +32,10 @@ export interface PlannedRun {
 export function planBackfill(dag: DagSnapshot, from: string, to: string): PlannedRun[] {
   const timing = dagTiming(dag);
   if (!timing) throw new TempoflowError(`DAG '${dag.id}' has no schedule, so it has no intervals to backfill`);
-  const start = new Date(normalizeInstant(from, '--from'));
-  const end = new Date(normalizeInstant(to, '--to'));
-  if (start > end) throw new TempoflowError(`--from ${from} is after --to ${to}`);
+  const start = new Date(normalizeInstant(from, 'from'));
+  const end = new Date(normalizeInstant(to, 'to'));
+  if (start > end)
+    throw new InvalidFieldError('from', (name) => `${name('from')} ${from} is after ${name('to')} ${to}`);
   return intervalsBetween(timing, start, end).map((dataInterval) => ({
     runId: dagRunId(dag.id, dataInterval.end),
     logicalDate: dataInterval.end,
@@ -53,7 +54,7 @@ export async function startBackfill(
     throw new TempoflowError(`no intervals of DAG '${dag.id}' start between ${options.from} and ${options.to}`);
   const maxActive = options.maxActive ?? 4;
   if (!Number.isInteger(maxActive) || maxActive < 1)
-    throw new TempoflowError(`--max-active must be a positive integer, got ${maxActive}`);
+    throw new InvalidFieldError('maxActive', `must be a positive integer, got ${maxActive}`);
   const input: BackfillInput = {
     dag,
     params,

@@ -8,7 +8,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { TempoflowError } from '../core/errors';
+import { InvalidFieldError, TempoflowError } from '../core/errors';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../worker/settings';
 import * as backfillCommands from './commands/backfill';
 import * as dagsCommands from './commands/dags';
@@ -116,7 +116,9 @@ export function reportError(err: unknown, ctx: CliContext): number {
     return err.exitCode;
   }
   if (err instanceof TempoflowError) {
-    ctx.err(`${ctx.errStyle.red('error:')} ${err.message}`);
+    // The library names its fields (`from`); the CLI names the flags that gave them (`--from`).
+    const message = err instanceof InvalidFieldError ? err.describe((field) => ctx.flagFor(field)) : err.message;
+    ctx.err(`${ctx.errStyle.red('error:')} ${message}`);
     if (ctx.globals.verbose && err.stack) ctx.err(ctx.errStyle.dim(err.stack));
     return 2;
   }

@@ -39,6 +39,9 @@ export class UsageError extends TempoflowError {
   override name = 'UsageError';
 }
 
+/** Fields of the client library whose option has another name (`retryRun`'s `tasks` is the repeatable `--task`). */
+const FIELD_OPTIONS: Record<string, string> = { tasks: 'task' };
+
 export interface CliIo {
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
@@ -53,6 +56,8 @@ export class CliContext {
   readonly style: Style;
   readonly errStyle: Style;
   private program: Command | undefined;
+  /** The command whose action runs (set before it runs), whose options name the fields of its errors. */
+  private actionCommand: Command | undefined;
   private connected: Promise<Connected> | undefined;
   private resolvedTemporal: { key: string; config: TemporalConnectionConfig } | undefined;
   private cleanups: (() => Promise<void> | void)[] = [];
@@ -68,6 +73,22 @@ export class CliContext {
   /** Called once by the program builder. */
   attach(program: Command): void {
     this.program = program;
+    program.hook('preAction', (_program, actionCommand) => {
+      this.actionCommand = actionCommand;
+    });
+  }
+
+  /**
+   * The flag for a field that the client library names (in an `InvalidFieldError`): `maxActive` is `--max-active`.
+   * The running command's option of that name, else a global option, else the field's name.
+   */
+  flagFor(field: string): string {
+    const name = FIELD_OPTIONS[field] ?? field;
+    for (const command of [this.actionCommand, this.program]) {
+      const option = command?.options.find((o) => o.attributeName() === name);
+      if (option) return option.long ?? option.short ?? field;
+    }
+    return field;
   }
 
   /** The global options; the address and namespace as the Temporal connection resolves them (flag, env, profile). */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { TempoflowError } from '../core/errors';
+import { InvalidFieldError, TempoflowError } from '../core/errors';
 import { resolveParams } from '../core/params';
 import { dagRunId } from '../core/schedule';
 import { runStateOf } from '../core/run-states';
@@ -35,9 +35,10 @@ export interface TriggeredRun {
 
 export { dagRunId };
 
-export function normalizeInstant(value: string, what: string): string {
+/** The ISO 8601 instant of a date; an `InvalidFieldError` naming `field` when it is none. */
+export function normalizeInstant(value: string, field: string): string {
   const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw new TempoflowError(`${what}: '${value}' is not a date or ISO 8601 instant`);
+  if (Number.isNaN(date.getTime())) throw new InvalidFieldError(field, `'${value}' is not a date or ISO 8601 instant`);
   return date.toISOString();
 }
 
@@ -46,11 +47,14 @@ export async function triggerDagRun(client: Client, dag: DagSnapshot, options: T
   const params = resolveParams(dag, options.params ?? {});
   const dataInterval = options.dataInterval ?? null;
   if (dataInterval && !(new Date(dataInterval.start) < new Date(dataInterval.end))) {
-    throw new TempoflowError(`data interval start ${dataInterval.start} must be before its end ${dataInterval.end}`);
+    throw new InvalidFieldError(
+      'dataInterval',
+      `its start ${dataInterval.start} must be before its end ${dataInterval.end}`,
+    );
   }
   const logicalDate = normalizeInstant(
     options.logicalDate ?? dataInterval?.end ?? new Date().toISOString(),
-    'logical date',
+    'logicalDate',
   );
   const input: DagRunInput = {
     dag,
@@ -191,7 +195,10 @@ export async function retryRun(
     ? options.tasks
     : status.tasks.filter((t) => t.state !== 'success' && t.state !== 'skipped').map((t) => t.taskId);
   if (seeds.length === 0)
-    throw new TempoflowError(`run '${runId}' has no failed tasks to retry (name one with --task)`);
+    throw new InvalidFieldError(
+      'tasks',
+      (name) => `run '${runId}' has no failed tasks to retry: name the tasks with ${name('tasks')}`,
+    );
   const rerun = new Set(seeds);
   for (const task of dag.tasks) if (task.upstream.some((up) => rerun.has(up))) rerun.add(task.id);
   const reuse: Record<string, Json> = {};

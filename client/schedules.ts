@@ -1,7 +1,7 @@
 import type { Client, ScheduleDescription, ScheduleOverlapPolicy } from '@temporalio/client';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { durationToMs } from '../core/duration';
-import { TempoflowError } from '../core/errors';
+import { InvalidFieldError, TempoflowError } from '../core/errors';
 import { resolveParams } from '../core/params';
 import { checkCron, dagRunId } from '../core/schedule';
 import type { ScheduleTiming } from '../core/schedule';
@@ -38,18 +38,18 @@ export async function createSchedule(
   const timing = scheduleTiming(dag, options);
   const scheduleId = options.scheduleId ?? dag.id;
   const input: DagRunInput = { dag, params, logicalDate: '', dataInterval: null, fromSchedule: timing };
-  const instant = (value: string | undefined, what: string) => {
+  const instant = (value: string | undefined, field: 'start' | 'end') => {
     if (value === undefined) return undefined;
     const date = new Date(value);
-    if (Number.isNaN(date.getTime())) throw new TempoflowError(`${what}: '${value}' is not a date`);
+    if (Number.isNaN(date.getTime())) throw new InvalidFieldError(field, `'${value}' is not a date`);
     return date;
   };
   await client.schedule.create({
     scheduleId,
     spec: {
       ...('cron' in timing ? { cronExpressions: [timing.cron] } : { intervals: [{ every: timing.everyMs }] }),
-      startAt: instant(options.start, '--start'),
-      endAt: instant(options.end, '--end'),
+      startAt: instant(options.start, 'start'),
+      endAt: instant(options.end, 'end'),
     },
     action: {
       type: 'startWorkflow',
@@ -62,7 +62,7 @@ export async function createSchedule(
     },
     policies: {
       overlap: (options.overlap ?? 'skip').toUpperCase() as ScheduleOverlapPolicy,
-      ...(options.catchupWindow ? { catchupWindow: durationToMs(options.catchupWindow, '--catchup-window') } : {}),
+      ...(options.catchupWindow ? { catchupWindow: durationToMs(options.catchupWindow, 'catchupWindow') } : {}),
     },
     state: { paused: options.paused ?? false, ...(options.note ? { note: options.note } : {}) },
   });
@@ -70,23 +70,27 @@ export async function createSchedule(
 }
 
 function scheduleTiming(dag: DagSnapshot, options: CreateScheduleOptions): ScheduleTiming {
-  if (options.cron && options.every) throw new TempoflowError('give either --cron or --every, not both');
+  if (options.cron && options.every)
+    throw new InvalidFieldError('every', (name) => `give either ${name('cron')} or ${name('every')}, not both`);
   if (options.cron) {
     try {
       checkCron(options.cron);
     } catch (cause) {
-      throw new TempoflowError(`--cron '${options.cron}' is not a valid cron expression`, { cause });
+      throw new InvalidFieldError('cron', `'${options.cron}' is not a valid cron expression`, { cause });
     }
     return { cron: options.cron };
   }
   if (options.every) {
-    const everyMs = durationToMs(options.every, '--every');
-    if (everyMs < 1000) throw new TempoflowError(`--every must be at least 1s, got '${options.every}'`);
+    const everyMs = durationToMs(options.every, 'every');
+    if (everyMs < 1000) throw new InvalidFieldError('every', `must be at least 1s, got '${options.every}'`);
     return { everyMs };
   }
   if (dag.schedule?.cron) return { cron: dag.schedule.cron };
   if (dag.schedule?.everyMs) return { everyMs: dag.schedule.everyMs };
-  throw new TempoflowError(`DAG '${dag.id}' has no schedule of its own: give --cron or --every`);
+  throw new InvalidFieldError(
+    'cron',
+    (name) => `DAG '${dag.id}' has no schedule of its own: give ${name('cron')} or ${name('every')}`,
+  );
 }
 
 export interface ScheduleDetails {

@@ -159,11 +159,20 @@ export function defineDag(definition: DagDefinition): DagSnapshot {
   if (dag.schedule) {
     snapshot.schedule = dag.schedule.cron
       ? { cron: dag.schedule.cron }
-      : { everyMs: durationToMs(dag.schedule.every!, `${dagLabel}: schedule.every`) };
+      : { everyMs: definitionDuration(dag.schedule.every!, `${dagLabel}: schedule.every`) };
   }
   deepFreeze(snapshot);
   if (dag.validateParams) registerParamsValidator(snapshot, dag.validateParams);
   return snapshot;
+}
+
+/** A duration of the definition, or a `DagDefinitionError` naming where it is (`label`). */
+function definitionDuration(value: NonNullable<TaskOptions['retryDelay']>, label: string): number {
+  try {
+    return durationToMs(value, label);
+  } catch (cause) {
+    throw new DagDefinitionError((cause as Error).message, { cause });
+  }
 }
 
 function snapshotTask(

@@ -37,3 +37,34 @@ export class NonRetryableTaskError extends TempoflowError {
     super(message, options);
   }
 }
+
+/** Names a field in a message: the library passes field names through, the CLI maps them to its flags. */
+export type FieldNamer = (field: string) => string;
+
+/**
+ * A value given for a named field is invalid (an option of a client call such as `from` or `maxActive`). The
+ * message names the field; `describe` names it, and any other field it mentions, as the caller calls them (the
+ * CLI: `--from`, `--max-active`).
+ */
+export class InvalidFieldError extends TempoflowError {
+  override name = 'InvalidFieldError';
+  constructor(
+    readonly field: string,
+    /** The problem, as a sentence after the field's name, or a whole message that names fields through `name`. */
+    private readonly problem: string | ((name: FieldNamer) => string),
+    options?: { cause?: unknown },
+  ) {
+    super(
+      InvalidFieldError.render(field, problem, (f) => f),
+      options,
+    );
+  }
+
+  describe(name: FieldNamer): string {
+    return InvalidFieldError.render(this.field, this.problem, name);
+  }
+
+  private static render(field: string, problem: string | ((name: FieldNamer) => string), name: FieldNamer): string {
+    return typeof problem === 'string' ? `${name(field)}: ${problem}` : problem(name);
+  }
+}

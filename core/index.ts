@@ -2,6 +2,7 @@
 export { defineDag } from './dag';
 export {
   DagDefinitionError,
+  InvalidFieldError,
   NonRetryableTaskError,
   ParamValidationError,
   TempoflowError,

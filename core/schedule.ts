@@ -1,4 +1,5 @@
 import { CronExpressionParser } from 'cron-parser';
+import { InvalidFieldError } from './errors';
 import type { DagSnapshot, DataInterval } from './types';
 
 /** A DAG's schedule in the form the runner and backfill use: a cron expression or a fixed interval (UTC). */
@@ -35,7 +36,11 @@ export function intervalsBetween(timing: ScheduleTiming, from: Date, to: Date, l
     const end = nextFireTime(timing, start);
     intervals.push({ start: start.toISOString(), end: end.toISOString() });
     if (intervals.length > limit)
-      throw new RangeError(`more than ${limit} intervals between ${from.toISOString()} and ${to.toISOString()}`);
+      throw new InvalidFieldError(
+        'to',
+        (name) =>
+          `more than ${limit} intervals between ${name('from')} ${from.toISOString()} and ${name('to')} ${to.toISOString()}: give a shorter range`,
+      );
     start = end;
   }
   return intervals;

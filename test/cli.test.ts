@@ -8,7 +8,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { DagRunStatus } from '../core/types';
+import { planBackfill } from '../client/backfill';
 import { styleFor, formatHeartbeat } from '../client/render';
+import { InvalidFieldError } from '../core/errors';
+import { intervalsBetween } from '../core/schedule';
+import { getDag } from '../dags/index';
 import { heartbeatsByTask } from '../client/watch';
 import { resolveWorkerSettings } from '../worker/settings';
 import { testServices } from './services';
@@ -174,6 +178,69 @@ void describe('tempoflow CLI', () => {
     const command = await cli(['dags', 'shwo']);
     assert.equal(command.code, 2);
     assert.match(command.stderr, /Did you mean show\?/);
+  });
+
+  void test('bad values the client library rejects exit 2 naming the flag; the library names the field', async () => {
+    const sparkify = ['-p', 'input=/tmp/tempoflow-in', '-p', 'output=/tmp/tempoflow-out', '--dry-run'];
+    const cases: [string[], RegExp][] = [
+      [
+        ['backfill', 'sparkify_etl', '--from', 'someday', '--to', '2018-11-02', ...sparkify],
+        /--from: 'someday' is not a date/,
+      ],
+      [
+        ['backfill', 'sparkify_etl', '--from', '2018-11-10', '--to', '2018-11-01', ...sparkify],
+        /--from 2018-11-10 is after --to 2018-11-01/,
+      ],
+      [
+        ['backfill', 'sparkify_etl', '--from', '1900-01-01', '--to', '2100-01-01', ...sparkify],
+        /more than 10000 intervals between --from 1900-01-01T00:00:00.000Z and --to 2100-01-01/,
+      ],
+      [
+        ['schedules', 'create', 'example_fanout', '--id', 'never-made', '--every', 'soon'],
+        /--every: "soon" is not a duration/,
+      ],
+      [
+        ['schedules', 'create', 'example_fanout', '--id', 'never-made', '--cron', 'on tuesdays'],
+        /--cron: 'on tuesdays' is not a valid cron/,
+      ],
+      [
+        ['schedules', 'create', 'example_fanout', '--id', 'never-made'],
+        /has no schedule of its own: give --cron or --every/,
+      ],
+      [
+        [
+          'schedules',
+          'create',
+          'sparkify_etl',
+          '--id',
+          'never-made',
+          '--catchup-window',
+          '-1d',
+          '-p',
+          'input=/tmp/tempoflow-in',
+          '-p',
+          'output=/tmp/tempoflow-out',
+        ],
+        /--catchup-window: "-1d" is not a duration/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stderr } = await cli(args);
+      assert.equal(code, 2, `${args.join(' ')}:\n${stderr}`);
+      assert.match(stderr, message);
+      assertNoStack(stderr);
+    }
+    assert.throws(
+      () => planBackfill(getDag('sparkify_etl'), '2018-11-10', '2018-11-01'),
+      (err: unknown) =>
+        err instanceof InvalidFieldError &&
+        err.field === 'from' &&
+        err.message === 'from 2018-11-10 is after to 2018-11-01',
+    );
+    assert.throws(
+      () => intervalsBetween({ everyMs: 1000 }, new Date(0), new Date(1e9)),
+      (err: unknown) => err instanceof InvalidFieldError && err.field === 'to' && !err.message.includes('--'),
+    );
   });
 
   void test('an unreachable Temporal server is one clear line and exit 2', async () => {

@@ -53,7 +53,7 @@ Examples:
       const given = parseParams(flags);
       resolveParams(dag, given);
       const dataInterval = parseInterval(flags);
-      const logicalDate = flags.logicalDate ? normalizeInstant(flags.logicalDate, '--logical-date') : undefined;
+      const logicalDate = flags.logicalDate ? normalizeInstant(flags.logicalDate, 'logicalDate') : undefined;
 
       if (flags.local) return runLocal(ctx, dag, given, dataInterval, logicalDate, flags);
 
@@ -117,8 +117,8 @@ function parseInterval(flags: Pick<TriggerFlags, 'from' | 'to'>): DataInterval |
   if (flags.from === undefined || flags.to === undefined) {
     throw new UsageError('--from and --to go together: give both (the data interval [from, to)) or neither');
   }
-  const start = normalizeInstant(flags.from, '--from');
-  const end = normalizeInstant(flags.to, '--to');
+  const start = normalizeInstant(flags.from, 'from');
+  const end = normalizeInstant(flags.to, 'to');
   if (!(start < end)) throw new UsageError(`--from (${flags.from}) must be before --to (${flags.to})`);
   return { start, end };
 }
