@@ -10,6 +10,7 @@ import { InputDataError } from './errors';
 import { listInputs } from './list-inputs';
 import type { OnProgress } from './paths';
 import { publish } from './publish';
+import { runCache } from './run-cache';
 import { type StageResult, assessRejects, stageLogs, stageSongs } from './stage';
 import { validate } from './validate';
 
@@ -127,8 +128,10 @@ export function createSparkifyActivities(deps: SparkifyActivityDeps) {
     ...temporal(),
   });
   return {
-    sparkifyListInputs: userErrors(async (ctx) =>
-      json(
+    sparkifyListInputs: userErrors(async (ctx) => {
+      // This worker's files of an earlier execution of the run must not be taken for this one's.
+      await runCache(duckdb, ctx.runId).drop();
+      return json(
         await listInputs({
           store,
           input: stringParam(ctx, 'input'),
@@ -137,8 +140,8 @@ export function createSparkifyActivities(deps: SparkifyActivityDeps) {
           dataInterval: ctx.dataInterval,
           rebuildSongs: ctx.params.rebuildSongs === true,
         }),
-      ),
-    ),
+      );
+    }),
 
     sparkifyStageSongs: userErrors(async (ctx) => json(await stageSongs(stageArgs(ctx)))),
     sparkifyStageLogs: userErrors(async (ctx) => json(await stageLogs(stageArgs(ctx)))),
