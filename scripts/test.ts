@@ -4,8 +4,8 @@
  *   npm test -- test/services.test.ts            a subset (files or directories)
  *   npm test -- --test-name-pattern=S3 test/x    options starting with '-' go to node
  */
-import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { startDevServer } from '../services/dev-server';
 import type { DevServer } from '../services/dev-server';
@@ -13,6 +13,25 @@ import { startS3Server } from '../services/s3-server';
 import type { S3Server } from '../services/s3-server';
 import { findTemporalCli } from '../services/temporal-cli';
 import { harnessEnv } from '../test/services';
+
+/**
+ * The Web UI test drives Debian's Chromium (never a browser a test tool downloads): installed here from the
+ * distribution's packages when missing, as `.ci/run` does, so `npm test` alone is enough on a fresh machine.
+ */
+async function ensureChromium(): Promise<void> {
+  const path = process.env.TEMPOFLOW_CHROMIUM ?? '/usr/bin/chromium';
+  if (existsSync(path) || process.env.TEMPOFLOW_CHROMIUM) return;
+  log("Chromium missing: installing Debian's chromium package (apt-get; once per machine)...");
+  const asRoot = process.getuid?.() === 0;
+  const apt = (...args: string[]) =>
+    spawnSync(asRoot ? 'apt-get' : 'sudo', asRoot ? args : ['apt-get', ...args], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  if (apt('update', '-qq').status !== 0 || apt('install', '-y', '-qq', 'chromium').status !== 0) {
+    log('could not install chromium: the Web UI test will say so (apt-get install -y chromium)');
+  }
+}
 
 // The locked AWS SDK supports Node 20; its notice about 2027 releases is noise in test output.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -37,6 +56,8 @@ if (!files.length) {
   console.error(`no test files in ${requested.join(' ') || 'test/'}`);
   process.exit(1);
 }
+
+await ensureChromium();
 
 const servers: (DevServer | S3Server)[] = [];
 let stopping: Promise<unknown> | undefined;
