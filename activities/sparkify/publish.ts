@@ -8,7 +8,7 @@ import type { Store } from '../storage/store';
 import { baseName, joinUri, parseUri } from '../storage/uri';
 import type { DataInterval } from '../../core/types';
 import { LAID_OUT_AT_PUBLISH, limitPartitionBuffers, writeTable } from './build-tables';
-import { type DuckDbSettings, sqlString, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbSettings, sqlFileList, withDuckDb, withScratch } from './duckdb';
 import { InputDataError } from './errors';
 import { RUN_MARKER, type TableMarker, journalPaths, publishedFiles, readJsonIfExists } from './lake-files';
 import { mergeIntoLake } from './merge';
@@ -397,8 +397,8 @@ async function layOut(args: PublishArgs, table: TableName, token: string): Promi
       settings,
       scratch,
       async (conn) => {
-        const list = parts.map((f) => sqlString(path.join(staged, f))).join(', ');
-        await conn.run(`CREATE VIEW "${table}" AS SELECT * FROM read_parquet([${list}])`);
+        const list = sqlFileList(parts.map((f) => path.join(staged, f)));
+        await conn.run(`CREATE VIEW "${table}" AS SELECT * FROM read_parquet(${list})`);
         await limitPartitionBuffers(conn, settings);
         await writeTable(conn, table, dir, token);
       },
