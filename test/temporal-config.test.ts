@@ -322,6 +322,20 @@ void describe('the CLI through the environment configuration', () => {
     // Commands that need no server are not held up by it.
     assert.equal((await cli(['dags', 'list'], env)).code, 0);
   });
+
+  void test('--local ignores production settings: its throwaway server is plain', { timeout: 240_000 }, async () => {
+    const { code, stdout, stderr } = await cli(
+      ['trigger', 'example_fanout', '--local', '-p', 'count=2'],
+      {
+        TEMPORAL_ADDRESS: 'prod.example.com:7233',
+        TEMPORAL_API_KEY: 'not-for-the-local-server',
+        TEMPORAL_TLS_CLIENT_CERT_PATH: path.join(dir, 'missing', 'client.pem'),
+      },
+      230_000,
+    );
+    assert.equal(code, 0, `${stdout}\n${stderr}`);
+    assert.match(stdout, /✔ example_fanout run succeeded in/);
+  });
 });
 
 /** A CA, a server certificate for `serverName` and a client certificate, made by openssl. */
