@@ -1,6 +1,14 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** Application code (this repository's DAGs and activities, or a project's): never imported by the framework. */
+const APPLICATION_CODE = {
+  group: ['../', '../../'].flatMap((up) =>
+    ['dags', 'activities', 'tempoflow.config*'].flatMap((d) => [up + d, `${up}${d}/**`]),
+  ),
+  message: 'Framework code imports no DAG or activity: register them in tempoflow.config.ts (defineProject).',
+};
+
 export default tseslint.config(
   { ignores: ['node_modules', 'dist', 'lake', '.tempoflow', 'bin/*.js', 'eslint.config.js'] },
   js.configs.recommended,
@@ -25,6 +33,13 @@ export default tseslint.config(
     },
   },
   {
+    // The framework knows no application: DAGs and their activities reach it only through a project file.
+    files: ['api/**/*.ts', 'core/**/*.ts', 'worker/**/*.ts', 'client/**/*.ts', 'services/**/*.ts', 'testing/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [APPLICATION_CODE] }],
+    },
+  },
+  {
     // Workflow code runs in Temporal's deterministic sandbox: no Node APIs, no I/O.
     files: ['workflows/**/*.ts'],
     rules: {
@@ -42,6 +57,7 @@ export default tseslint.config(
               message: 'Workflows import activity types only.',
             },
             { group: ['@aws-sdk/*', '@duckdb/*'], message: 'I/O belongs in activities.' },
+            APPLICATION_CODE,
           ],
         },
       ],

@@ -13,7 +13,7 @@ import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../worke
 import * as backfillCommands from './commands/backfill';
 import * as dagsCommands from './commands/dags';
 import * as devCommand from './commands/dev';
-import * as generateCommands from './commands/generate';
+import * as initCommand from './commands/init';
 import * as runsCommands from './commands/runs';
 import * as schedulesCommands from './commands/schedules';
 import * as triggerCommand from './commands/trigger';
@@ -35,12 +35,12 @@ export const COMMANDS: CommandModule[] = [
   backfillCommands,
   workerCommand,
   devCommand,
-  generateCommands,
+  initCommand,
 ];
 
 const VERSION = '0.1.0';
 
-/** Builds the program; `extra` command modules are registered after the built-in ones. */
+/** Builds the program; `extra` command modules (a project's `commands`) are registered after the built-in ones. */
 export function buildProgram(ctx: CliContext, extra: CommandModule[] = []): Command {
   const program = new Command('tempoflow')
     .description('Airflow-style DAGs that run as durable Temporal workflows')
@@ -56,6 +56,7 @@ export function buildProgram(ctx: CliContext, extra: CommandModule[] = []): Comm
         .env('TEMPOFLOW_TASK_QUEUE')
         .default(DEFAULT_TASK_QUEUE),
     )
+    .option('--project <path>', 'the project file, or its folder (default: tempoflow.config.ts in this folder)')
     .option('-v, --verbose', 'show stack traces and more logs (also: DEBUG=1)')
     .showHelpAfterError(`(run with --help for usage)`)
     .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
@@ -63,12 +64,13 @@ export function buildProgram(ctx: CliContext, extra: CommandModule[] = []): Comm
       'after',
       `
 Examples:
+  $ tempoflow init my-project                             a new project with a DAG 'hello'
   $ tempoflow dags list
-  $ tempoflow dags show example_fanout
-  $ tempoflow trigger example_fanout --local              run once on a throwaway local server
+  $ tempoflow dags show hello
+  $ tempoflow trigger hello --local                       run once on a throwaway local server
   $ tempoflow dev                                         local Temporal server + worker, until Ctrl-C
-  $ tempoflow trigger example_fanout -p count=50 --wait
-  $ tempoflow runs list --dag example_fanout`,
+  $ tempoflow trigger hello -p name=Ada --wait
+  $ tempoflow runs list --dag hello`,
     );
   ctx.attach(program);
   for (const module of [...COMMANDS, ...extra]) module.register(program, ctx);
@@ -90,8 +92,11 @@ function configureTree(command: Command, ctx: CliContext): void {
 /** Runs the CLI and returns the exit code (it does not exit). */
 export async function main(argv: string[] = process.argv, io: Partial<CliIo> = {}): Promise<number> {
   const ctx = new CliContext(io);
-  const program = buildProgram(ctx);
   try {
+    const { project, command } = scanArgs(argv.slice(2));
+    // `init` makes a project: it needs none, and a broken one where it runs must not stop it.
+    if (command !== 'init') await ctx.loadProject(project);
+    const program = buildProgram(ctx, [...(ctx.projectFile ? (ctx.project().commands ?? []) : [])]);
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
@@ -99,6 +104,24 @@ export async function main(argv: string[] = process.argv, io: Partial<CliIo> = {
   } finally {
     await ctx.close();
   }
+}
+
+/** Global options that take a value, so that the scan below skips their values. */
+const VALUE_OPTIONS = new Set(['--address', '--namespace', '--task-queue', '--project']);
+
+/** `--project <path>` and the command's name, read before commander parses (the project adds commands). */
+export function scanArgs(args: string[]): { project?: string; command?: string } {
+  let project: string | undefined;
+  let command: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') break;
+    if (arg.startsWith('--project=')) project = arg.slice('--project='.length);
+    else if (arg === '--project') project = args[++i];
+    else if (VALUE_OPTIONS.has(arg)) i++;
+    else if (!arg.startsWith('-') && command === undefined) command = arg;
+  }
+  return { ...(project !== undefined ? { project } : {}), ...(command !== undefined ? { command } : {}) };
 }
 
 /** Prints an error the way a user should see it and returns the exit code. */

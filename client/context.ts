@@ -2,6 +2,10 @@
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import { TempoflowError } from '../core/errors';
+import { findDag, ProjectError } from '../core/project';
+import type { Project } from '../core/project';
+import type { DagSnapshot } from '../core/types';
+import { findProjectFile, loadProject, resolveProjectFile } from '../worker/load-project';
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../worker/settings';
 import type { WorkerSettingsOverrides } from '../worker/settings';
 import { resolveTemporalConfig } from '../worker/temporal-config';
@@ -61,6 +65,7 @@ export class CliContext {
   private connected: Promise<Connected> | undefined;
   private resolvedTemporal: { key: string; config: TemporalConnectionConfig } | undefined;
   private cleanups: (() => Promise<void> | void)[] = [];
+  private loaded: { file: string; project: Project } | undefined;
 
   constructor(io: Partial<CliIo> = {}) {
     this.stdout = io.stdout ?? process.stdout;
@@ -103,7 +108,12 @@ export class CliContext {
     return {
       address: temporal?.address ?? opts.address ?? DEFAULT_ADDRESS,
       namespace: temporal?.namespace ?? opts.namespace ?? DEFAULT_NAMESPACE,
-      taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
+      taskQueue:
+        (this.program?.getOptionValueSource('taskQueue') === 'default'
+          ? this.loaded?.project.worker?.taskQueue
+          : undefined) ??
+        opts.taskQueue ??
+        DEFAULT_TASK_QUEUE,
       verbose: Boolean(opts.verbose) || Boolean(this.env.DEBUG),
     };
   }
@@ -144,6 +154,33 @@ export class CliContext {
       });
     }
     return (await this.connected).client;
+  }
+
+  /**
+   * Loads the project before the program is built (its commands join the CLI): the file `--project` names,
+   * else `tempoflow.config.*` in the working directory when there is one. A missing `--project` file or a
+   * broken project file is a ProjectError (exit 2).
+   */
+  async loadProject(given: string | undefined, cwd: string = process.cwd()): Promise<void> {
+    const file = given !== undefined ? resolveProjectFile(given, cwd) : findProjectFile(cwd);
+    if (file) this.loaded = { file, project: await loadProject(file) };
+  }
+
+  /** The loaded project; a ProjectError saying how to get one when there is none. */
+  project(): Project {
+    if (!this.loaded) resolveProjectFile(undefined); // throws, naming the folder searched
+    if (!this.loaded) throw new ProjectError('no project loaded');
+    return this.loaded.project;
+  }
+
+  /** The project file's path, when a project is loaded. */
+  get projectFile(): string | undefined {
+    return this.loaded?.file;
+  }
+
+  /** The project's DAG with this id (an UnknownDagError lists the known ones). */
+  getDag(id: string): DagSnapshot {
+    return findDag(this.project().dags, id);
   }
 
   /** The Web UI's base URL (`TEMPORAL_UI_URL`, default http://localhost:8233). */

@@ -13,3 +13,5 @@ export {
   unpauseSchedule,
 } from './schedules';
 export type { CreateScheduleOptions, ScheduleDetails } from './schedules';
+export { main as runCli, buildProgram, type CommandModule } from './cli';
+export { CliContext, CliExit, UsageError } from './context';

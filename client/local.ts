@@ -1,6 +1,7 @@
 /** A local Temporal dev server with an in-process worker: what `tempoflow dev` and `trigger --local` run. */
 import type { Client } from '@temporalio/client';
 import { startDevServer } from '../services/dev-server';
+import { projectWorkerParts } from '../worker/load-project';
 import { startWorker } from '../worker/main';
 import type { StartedWorker } from '../worker/main';
 import { resolveWorkerSettings } from '../worker/settings';
@@ -37,6 +38,7 @@ export interface LocalStack {
 }
 
 export async function startLocalStack(ctx: CliContext, options: LocalStackOptions): Promise<LocalStack> {
+  const project = ctx.project(); // before any server starts: without a project there is nothing to run
   const step = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
     const started = Date.now();
     options.log(`${what}…`);
@@ -71,11 +73,12 @@ export async function startLocalStack(ctx: CliContext, options: LocalStackOption
     const settings = resolveWorkerSettings(
       { ...ctx.globalFlagOverrides(), taskQueue: options.taskQueue },
       { ...ctx.env, ...options.workerEnv },
-      { temporal },
+      { temporal, ...(project.worker ? { project: project.worker } : {}) },
     );
     Object.assign(process.env, options.workerEnv ?? {});
+    const parts = await projectWorkerParts(project, settings);
     const worker = await step('starting the worker', () =>
-      startWorker(settings, { workerOptions: { shutdownGraceTime: '5s' }, log: options.log }),
+      startWorker(settings, { ...parts, workerOptions: { shutdownGraceTime: '5s' }, log: options.log }),
     );
     stops.push(() => worker.close());
     const { client, connection } = await connectClient(temporal);

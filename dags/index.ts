@@ -1,15 +1,11 @@
-import { UnknownDagError } from '../core/errors';
+import { findDag } from '../core/project';
 import type { DagSnapshot } from '../core/types';
 import { exampleFanout } from './example';
 import { sparkifyDag } from './sparkify';
 
-/** Every DAG this project ships. Workers and the CLI know DAGs through this registry. */
+/** Every DAG this repository ships; tempoflow.config.ts registers them. */
 export const dags: readonly DagSnapshot[] = [sparkifyDag, exampleFanout];
 
 export function getDag(id: string, registry: readonly DagSnapshot[] = dags): DagSnapshot {
-  const dag = registry.find((d) => d.id === id);
-  if (!dag) {
-    throw new UnknownDagError(`unknown DAG '${id}' (known: ${registry.map((d) => d.id).join(', ')})`);
-  }
-  return dag;
+  return findDag(registry, id);
 }

@@ -13,3 +13,10 @@ export {
   DEFAULT_DUCKDB_MEMORY_LIMIT,
 } from './settings';
 export type { WorkerSettings, WorkerSettingsOverrides, DuckDbSettings } from './settings';
+export {
+  findProjectFile,
+  loadProject,
+  projectWorkerParts,
+  resolveProjectFile,
+  PROJECT_FILE_NAMES,
+} from './load-project';

@@ -2,9 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { LogLevel, Worker } from '@temporalio/worker';
-import { createActivities } from '../activities/index';
 import type { DagSnapshot, TaskActivity } from '../core/types';
-import { dags as allDags } from '../dags/index';
 import {
   bundleWorkflows,
   createTempoflowWorker,
@@ -13,7 +11,6 @@ import {
   WORKFLOWS_PATH,
 } from './create-worker';
 import type { TempoflowWorkerOptions } from './create-worker';
-import { activityDepsFrom } from './settings';
 import type { WorkerSettings } from './settings';
 
 let runtimeInstalled = false;
@@ -35,10 +32,10 @@ export function installRuntime(level: LogLevel = 'WARN'): void {
 }
 
 export interface StartWorkerOptions {
-  /** DAGs the worker runs; default: every DAG of the registry. */
-  dags?: readonly DagSnapshot[];
-  /** Task activities; default: `createActivities(activityDepsFrom(settings))`. */
-  activities?: Record<string, TaskActivity>;
+  /** DAGs the worker runs (a project's `dags`). */
+  dags: readonly DagSnapshot[];
+  /** Task activities (a project's, built with `projectActivities(project, activityDepsFrom(settings))`). */
+  activities: Record<string, TaskActivity>;
   workerOptions?: TempoflowWorkerOptions['workerOptions'];
   workflowBundle?: TempoflowWorkerOptions['workflowBundle'];
   /** Where to say what the worker is doing (bundling, stale bundle); default: stderr. */
@@ -54,10 +51,9 @@ export interface StartedWorker {
 }
 
 /** Connects to Temporal, registers the search attributes if missing, and creates (does not run) a worker. */
-export async function startWorker(settings: WorkerSettings, options: StartWorkerOptions = {}): Promise<StartedWorker> {
+export async function startWorker(settings: WorkerSettings, options: StartWorkerOptions): Promise<StartedWorker> {
   installRuntime();
-  const dags = options.dags ?? allDags;
-  const activities = options.activities ?? createActivities(activityDepsFrom(settings));
+  const { dags, activities } = options;
   const log = options.log ?? ((line: string) => console.error(line));
   const connection = await NativeConnection.connect(settings.temporal.connectionOptions());
   try {
@@ -119,7 +115,7 @@ export function describeWorker(settings: WorkerSettings, dags: readonly DagSnaps
  */
 export async function runWorker(
   settings: WorkerSettings,
-  options: StartWorkerOptions & { log?: (line: string) => void } = {},
+  options: StartWorkerOptions & { log?: (line: string) => void },
 ): Promise<void> {
   const log = options.log ?? ((line: string) => console.error(line));
   const started = await startWorker(settings, { ...options, log });

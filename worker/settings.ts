@@ -2,7 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { TempoflowError } from '../core/errors';
-import type { ActivityDeps } from '../activities/index';
+import type { ProjectActivityDeps, ProjectWorkerDefaults } from '../core/project';
 import { resolveTemporalConfig } from './temporal-config';
 import type { TemporalConnectionConfig } from './temporal-config';
 
@@ -108,9 +108,11 @@ function defaults(): Record<OwnSetting, string | number> {
 export function resolveWorkerSettings(
   overrides: WorkerSettingsOverrides = {},
   env: NodeJS.ProcessEnv = process.env,
-  options: { temporal?: TemporalConnectionConfig } = {},
+  options: { temporal?: TemporalConnectionConfig; project?: ProjectWorkerDefaults } = {},
 ): WorkerSettings {
-  const fallback = defaults();
+  // A project's `worker` settings (tempoflow.config.ts) stand in for the defaults.
+  const fromProject = Object.entries(options.project ?? {}).filter(([, v]) => v !== undefined);
+  const fallback = { ...defaults(), ...Object.fromEntries(fromProject) } as Record<OwnSetting, string | number>;
   const problems: string[] = [];
   let temporal = options.temporal;
   try {
@@ -133,7 +135,7 @@ export function resolveWorkerSettings(
         ? [fromFlag, flag]
         : fromEnv !== undefined && fromEnv !== ''
           ? [fromEnv, `${envName}`]
-          : [fallback[key], 'default'];
+          : [fallback[key], options.project?.[key] !== undefined ? `the project's worker.${key}` : 'default'];
     const parsed = FIELDS[key].safeParse(raw);
     if (parsed.success) values[key] = parsed.data;
     else problems.push(`${source} ${JSON.stringify(String(raw))}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
@@ -153,7 +155,7 @@ export function resolveWorkerSettings(
   };
 }
 
-/** What `createActivities` needs from the worker's settings. */
-export function activityDepsFrom(settings: WorkerSettings): ActivityDeps {
+/** What a project's `activities` factory receives from the worker's settings. */
+export function activityDepsFrom(settings: WorkerSettings): ProjectActivityDeps {
   return { duckdb: settings.duckdb };
 }

@@ -1,8 +1,8 @@
-/** `tempoflow generate sparkify`: Sparkify data in the Udacity layout and format, at any scale. */
+/** `tempoflow generate sparkify` (a command this repository's project adds): Sparkify data in the Udacity layout, at any scale. */
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
-import { generateSparkify } from '../../activities/sparkify/generate';
-import type { CliContext } from '../context';
+import { generateSparkify } from './generate';
+import type { CliContext } from '../../client/context';
 
 interface GenerateFlags {
   out: string;

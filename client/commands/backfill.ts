@@ -7,7 +7,6 @@ import type { Command } from 'commander';
 import { setTimeout as delay } from 'node:timers/promises';
 import { TempoflowError } from '../../core/errors';
 import { resolveParams } from '../../core/params';
-import { getDag } from '../../dags/index';
 import type { BackfillStatus, Reprocess } from '../../workflows/backfill';
 import { getBackfillStatus, listBackfills, planBackfill, REPROCESS_CHOICES, startBackfill } from '../backfill';
 import type { CliContext } from '../context';
@@ -53,7 +52,7 @@ export function register(program: Command, ctx: CliContext): void {
     .addOption(paramOption('a param for every run (repeatable)'))
     .addOption(confOption())
     .action(async (dagId: string, flags: StartFlags) => {
-      const dag = getDag(dagId);
+      const dag = ctx.getDag(dagId);
       const params = parseParams(flags);
       resolveParams(dag, params);
       if (flags.dryRun) {

@@ -1,7 +1,6 @@
 /** `tempoflow dags list` and `tempoflow dags show <dag>`. */
 import type { Command } from 'commander';
 import type { DagSnapshot, ParamSpec, TaskSnapshot } from '../../core/types';
-import { dags, getDag } from '../../dags/index';
 import type { CliContext } from '../context';
 import { formatMsDuration, table, truncate } from '../render';
 import type { Style } from '../render';
@@ -14,6 +13,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description('list DAGs: id, number of tasks, schedule, description')
     .option('--json', 'print the DAG snapshots as JSON')
     .action((opts: { json?: boolean }) => {
+      const { dags } = ctx.project();
       if (opts.json) return ctx.json(dags);
       const rows = dags.map((d) => [ctx.style.bold(d.id), String(d.tasks.length), formatSchedule(d), d.description]);
       ctx.out(table(['dag', 'tasks', 'schedule', 'description'], rows, ctx.style));
@@ -25,7 +25,7 @@ export function register(program: Command, ctx: CliContext): void {
     .argument('<dag>', 'DAG id (see `tempoflow dags list`)')
     .option('--json', 'print the DAG snapshot as JSON')
     .action((dagId: string, opts: { json?: boolean }) => {
-      const dag = getDag(dagId);
+      const dag = ctx.getDag(dagId);
       if (opts.json) return ctx.json(dag);
       ctx.out(renderDag(dag, ctx.style));
     });

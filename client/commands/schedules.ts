@@ -3,7 +3,6 @@ import { ScheduleNotFoundError } from '@temporalio/client';
 import { Option } from 'commander';
 import type { Command } from 'commander';
 import { TempoflowError } from '../../core/errors';
-import { getDag } from '../../dags/index';
 import type { CliContext } from '../context';
 import { colorState, formatInstant, table } from '../render';
 import {
@@ -58,7 +57,7 @@ export function register(program: Command, ctx: CliContext): void {
     .addOption(paramOption('a param for every run (repeatable)'))
     .addOption(confOption())
     .action(async (dagId: string, flags: CreateFlags) => {
-      const dag = getDag(dagId);
+      const dag = ctx.getDag(dagId);
       const client = await ctx.client();
       const scheduleId = await createSchedule(client, dag, {
         ...flags,

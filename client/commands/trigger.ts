@@ -5,7 +5,6 @@ import { Option } from 'commander';
 import type { Command } from 'commander';
 import { resolveParams } from '../../core/params';
 import type { DagRunStatus, DagSnapshot, DataInterval, Json } from '../../core/types';
-import { getDag } from '../../dags/index';
 import { CliExit, UsageError } from '../context';
 import type { CliContext } from '../context';
 import { formatInstant, between, shortJson, stateCounts, taskTable, truncate } from '../render';
@@ -49,7 +48,7 @@ Examples:
     )
     .action(async (dagId: string, flags: TriggerFlags) => {
       // Everything the user typed is checked before any server or run starts.
-      const dag = getDag(dagId);
+      const dag = ctx.getDag(dagId);
       const given = parseParams(flags);
       resolveParams(dag, given);
       const dataInterval = parseInterval(flags);

@@ -18,7 +18,7 @@ interface WorkerFlags {
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('worker')
-    .description('run a worker that executes DAG runs (all DAGs) from the task queue, until Ctrl-C or SIGTERM')
+    .description("run a worker for the project's DAGs from the task queue, until Ctrl-C or SIGTERM")
     .option(
       '--max-concurrent-activities <n>',
       `task instances run at once (env TEMPOFLOW_MAX_CONCURRENT_ACTIVITIES, default ${DEFAULT_MAX_CONCURRENT_ACTIVITIES})`,
@@ -31,9 +31,14 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--duckdb-temp-dir <dir>', 'DuckDB spill directory (env TEMPOFLOW_DUCKDB_TEMP_DIR)')
     .action(async (flags: WorkerFlags) => {
       const { runWorker } = await import('../../worker/main');
-      const settings = resolveWorkerSettings({ ...ctx.globalFlagOverrides(), ...definedOnly(flags) }, ctx.env);
+      const { projectWorkerParts } = await import('../../worker/load-project');
+      const project = ctx.project();
+      const settings = resolveWorkerSettings({ ...ctx.globalFlagOverrides(), ...definedOnly(flags) }, ctx.env, {
+        ...(project.worker ? { project: project.worker } : {}),
+      });
+      const parts = await projectWorkerParts(project, settings);
       try {
-        await runWorker(settings, { log: (line) => ctx.err(line) });
+        await runWorker(settings, { ...parts, log: (line) => ctx.err(line) });
       } catch (err) {
         if (isConnectionRefused(err))
           throw new TemporalUnreachableError(settings.address, 'connection refused', { cause: err });
