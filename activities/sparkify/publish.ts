@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { mapLimit } from '../storage/concurrency';
-import { type Lease, type LeaseOptions, acquireLease } from '../storage/lease';
+import { type Lease, type LeaseOptions, LeaseLostError, acquireLease } from '../storage/lease';
 import { mirrorPrefix } from '../storage/mirror';
 import type { Store } from '../storage/store';
 import { baseName, joinUri, parseUri } from '../storage/uri';
@@ -157,7 +157,6 @@ export async function publish(args: PublishArgs): Promise<PublishResult> {
     return planned.journal.result;
   } finally {
     keeper.stop();
-    if (keeper.lost) args.signal?.throwIfAborted();
     // A release that fails only delays the next holder until the lease expires.
     await lease.release().catch(() => undefined);
   }
@@ -166,14 +165,14 @@ export async function publish(args: PublishArgs): Promise<PublishResult> {
 /** Renews the lease in the background; if it is lost, the returned signal aborts the publish's work. */
 function keepLease(lease: Lease, ttlMs = 120_000, outer?: AbortSignal) {
   const controller = new AbortController();
-  const state = { lost: false };
   const onAbort = () => controller.abort(outer?.reason);
   outer?.addEventListener('abort', onAbort, { once: true });
   const timer = setInterval(
     () => {
       lease.renew().catch((err: unknown) => {
-        state.lost = true;
-        controller.abort(err);
+        // A renewal that fails for another reason (an S3 blip) is tried again next time; if the lease runs out
+        // meanwhile, the fencing check before the next phase stops the publish.
+        if (err instanceof LeaseLostError) controller.abort(err);
       });
     },
     Math.max(200, Math.floor(ttlMs / 4)),
@@ -181,9 +180,6 @@ function keepLease(lease: Lease, ttlMs = 120_000, outer?: AbortSignal) {
   timer.unref();
   return {
     signal: controller.signal,
-    get lost() {
-      return state.lost;
-    },
     stop() {
       clearInterval(timer);
       outer?.removeEventListener('abort', onAbort);
