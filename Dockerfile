@@ -5,7 +5,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 # Only what the worker and CLI run (with .dockerignore keeping dl.cfg, .env and keys out of any layer): no
 # tests, docs or local data in the image.
-COPY tsconfig.json ./
+# The project file registers the DAGs and activities the worker runs.
+COPY tsconfig.json tempoflow.config.ts ./
 COPY bin bin
 COPY activities activities
 COPY client client

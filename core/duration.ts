@@ -1,4 +1,5 @@
-import { msToNumber } from '@temporalio/common/lib/time';
+// '.js': the package has no exports map, and Node's ESM loader (the built package) needs the file's full name.
+import { msToNumber } from '@temporalio/common/lib/time.js';
 import { InvalidFieldError } from './errors';
 import type { Duration } from './types';
 

@@ -87,10 +87,12 @@ export async function loadProject(file: string): Promise<Project> {
   return project;
 }
 
-/** The first line of a load error, with the file and line a syntax error points at when it says so. */
+/** The first line of a load error, with the file, line and column of a syntax error. */
 function describeLoadError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  const message = err.message.split('\n')[0] ?? err.message;
+  // esbuild's "Transform failed with 1 error:" names the file, line and column on the next line.
+  const lines = err.message.split('\n').filter((line) => line.trim());
+  const message = (/failed with \d+ errors?:$/.test(lines[0] ?? '') ? lines.slice(0, 2) : lines.slice(0, 1)).join(' ');
   return err.name && err.name !== 'Error' && !message.startsWith(err.name) ? `${err.name}: ${message}` : message;
 }
 

@@ -24,7 +24,7 @@ export function register(program: Command, ctx: CliContext): void {
       'after',
       `
 Then, in another terminal:
-  $ tempoflow trigger example_fanout --wait --address <the address it prints>`,
+  $ tempoflow trigger <dag> --wait --address <the address it prints>`,
     )
     .action(async (flags: DevFlags) => {
       const { startLocalStack } = await import('../local');
@@ -71,7 +71,7 @@ Then, in another terminal:
           ...s3Lines,
           '',
           s.dim('  Try it in another terminal:'),
-          `    npx tempoflow trigger example_fanout --wait${addressFlag}`,
+          `    npx tempoflow trigger ${stack.worker.dags[0]?.id ?? '<dag>'} --wait${addressFlag}`,
           ...(stack.uiUrl && stack.uiUrl !== 'http://localhost:8233'
             ? [`    export TEMPORAL_UI_URL=${stack.uiUrl}`]
             : []),

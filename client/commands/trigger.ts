@@ -41,10 +41,10 @@ export function register(program: Command, ctx: CliContext): void {
       'after',
       `
 Examples:
-  $ tempoflow trigger example_fanout --local
-  $ tempoflow trigger example_fanout -p count=200 -p threshold=1000 --wait
+  $ tempoflow trigger hello --local
+  $ tempoflow trigger hello -p name=Ada --wait
   $ tempoflow trigger my_dag --from 2018-11-01 --to 2018-11-02
-  $ tempoflow trigger example_fanout --wait --json | jq .state`,
+  $ tempoflow trigger hello --wait --json | jq .state`,
     )
     .action(async (dagId: string, flags: TriggerFlags) => {
       // Everything the user typed is checked before any server or run starts.
