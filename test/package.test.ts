@@ -1,0 +1,151 @@
+/**
+ * tempoflow as others get it: `npm pack`, installed from the tarball into a folder outside the repository,
+ * `tempoflow init`, the scaffold's DAG run with `trigger --local`, and the scaffold's own test passing.
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { DagRunStatus } from '../core/types';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** What `npm pack` needs: the framework's sources and build files (no application code, no tests). */
+const PACKED_SOURCES = [
+  'package.json',
+  'tsconfig.json',
+  'tsconfig.build.json',
+  'tsup.config.ts',
+  'README.md',
+  'bin',
+  'api',
+  'core',
+  'workflows',
+  'worker',
+  'client',
+  'testing',
+  'services',
+  'scripts/build.ts',
+  'docs/own-project.md',
+];
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * The environment of a user's shell: none of the npm variables of the `npm test` this runs under, and not the
+ * test runner's NODE_TEST_CONTEXT (with it the scaffold's `node --test` would report to this runner, not print).
+ */
+const userEnv: NodeJS.ProcessEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([key]) => !key.toLowerCase().startsWith('npm_') && key !== 'NODE_TEST_CONTEXT'),
+);
+
+function run(command: string, args: string[], cwd: string, timeoutMs = 300_000): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(
+      command,
+      args,
+      { cwd, env: { ...userEnv, NO_COLOR: '1' }, timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+async function ok(command: string, args: string[], cwd: string): Promise<Result> {
+  const result = await run(command, args, cwd);
+  assert.equal(result.code, 0, `${command} ${args.join(' ')} in ${cwd} failed:\n${result.stdout}\n${result.stderr}`);
+  return result;
+}
+
+/** Installs from the npm cache only; where the cache lacks a package's metadata, the registry fills the gap. */
+async function npmInstall(cwd: string, ...specs: string[]): Promise<void> {
+  const flags = ['--no-audit', '--no-fund', '--loglevel=error'];
+  const offline = await run('npm', ['install', '--offline', ...flags, ...specs], cwd);
+  if (offline.code === 0) return;
+  await ok('npm', ['install', '--prefer-offline', ...flags, ...specs], cwd);
+}
+
+void describe('the packed tempoflow package, installed in a project of its own', () => {
+  let work: string;
+  let tarball: string;
+
+  before(async () => {
+    work = mkdtempSync(path.join(os.tmpdir(), 'tempoflow-package-'));
+    assert.ok(path.relative(ROOT, work).startsWith('..'), `${work} must be outside the repository`);
+    // Packed from a copy, so building dist/ never swaps the workflow bundle under tests running meanwhile.
+    const source = path.join(work, 'source');
+    for (const entry of PACKED_SOURCES) cpSync(path.join(ROOT, entry), path.join(source, entry), { recursive: true });
+    symlinkSync(path.join(ROOT, 'node_modules'), path.join(source, 'node_modules'), 'dir');
+    const packed = path.join(work, 'packed');
+    mkdirSync(packed);
+    await ok('npm', ['pack', '--pack-destination', packed, '--loglevel=error'], source);
+    const [name] = readdirSync(packed).filter((f) => f.endsWith('.tgz'));
+    assert.ok(name, 'npm pack wrote no tarball');
+    tarball = path.join(packed, name);
+  });
+
+  after(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  void test('the tarball holds compiled JavaScript, types and the workflow bundle, and no TypeScript source', async () => {
+    const { stdout } = await ok('tar', ['-tzf', tarball], work);
+    const files = stdout.split('\n').filter(Boolean);
+    for (const file of [
+      'package/bin/tempoflow.js',
+      'package/dist/index.js',
+      'package/dist/index.d.ts',
+      'package/dist/worker.js',
+      'package/dist/client.js',
+      'package/dist/testing.js',
+      'package/dist/testing.d.ts',
+      'package/dist/cli.js',
+      'package/dist/workflow-bundle.js',
+    ]) {
+      assert.ok(files.includes(file), `${file} missing from the tarball`);
+    }
+    assert.deepEqual(
+      files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')),
+      [],
+    );
+  });
+
+  void test('init, trigger --local and the scaffold test work from the installed tarball', async () => {
+    const app = path.join(work, 'app');
+    mkdirSync(app);
+    writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
+    await npmInstall(app, tarball);
+
+    // No project here yet: commands that need one say where they looked, with exit 2.
+    const none = await run('npx', ['tempoflow', 'dags', 'list'], app);
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(
+      none.stderr,
+      new RegExp(`no tempoflow\\.config\\.ts in ${app.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+    );
+
+    await ok('npx', ['tempoflow', 'init', 'hello-app', '--tempoflow', `file:${tarball}`], app);
+    const project = path.join(app, 'hello-app');
+    await npmInstall(project);
+
+    const triggered = await ok(
+      'npx',
+      ['tempoflow', 'trigger', 'hello', '--local', '-p', 'name=Ada', '--json'],
+      project,
+    );
+    const status = JSON.parse(triggered.stdout) as DagRunStatus;
+    assert.equal(status.state, 'success');
+    assert.equal(status.outputs.shout, 'HELLO, ADA!');
+
+    const tested = await ok('npm', ['test'], project);
+    assert.match(tested.stdout, /^# pass 2$/m);
+    assert.match(tested.stdout, /^# fail 0$/m);
+  });
+});
