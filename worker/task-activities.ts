@@ -1,8 +1,8 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { NonRetryableTaskError, TempoflowError } from '../core/errors';
+import { checkOutputSize } from '../core/task-output';
 import type { DagSnapshot, Json, TaskActivity, TaskContext } from '../core/types';
-import { MAX_OUTPUT_BYTES } from '../workflows/definitions';
 
 /**
  * Checks that every task of every DAG names a registered activity, so a typo fails at worker start rather
@@ -34,13 +34,8 @@ export function wrapTaskActivities(
         } catch (err) {
           throw toFailure(err);
         }
-        const size = Buffer.byteLength(JSON.stringify(output));
-        if (size > MAX_OUTPUT_BYTES) {
-          throw ApplicationFailure.nonRetryable(
-            `task '${ctx.taskId}' returned ${Math.round(size / 1024)} KiB of output, over the ${MAX_OUTPUT_BYTES / 1024} KiB limit: write the data to object storage and return its URI`,
-            'TaskOutputTooLarge',
-          );
-        }
+        const tooLarge = checkOutputSize(ctx.taskId, output);
+        if (tooLarge) throw ApplicationFailure.nonRetryable(tooLarge.message, tooLarge.type);
         return output;
       },
     ]),

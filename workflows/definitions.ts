@@ -13,8 +13,7 @@ export const statusQuery = defineQuery<DagRunStatus>('status');
 /** Progress of a backfill. */
 export const backfillStatusQuery = defineQuery<BackfillStatus>('backfillStatus');
 
-/** Task outputs cross the workflow history; anything larger belongs in object storage, passed by URI. */
-export const MAX_OUTPUT_BYTES = 256 * 1024;
+export { MAX_OUTPUT_BYTES } from '../core/task-output';
 
 /** Mapped tasks with more items than this run in child workflows of `MAP_BATCH_SIZE` items each, so that no
  * single history grows past Temporal's limits (about 6 events per instance). */

@@ -21,14 +21,7 @@ export async function runTaskInstance(
 ): Promise<Json> {
   const { retry } = task;
   let delayMs = retry.initialDelayMs;
-  const activity = proxyActivities<Record<string, (ctx: TaskContext) => Promise<Json>>>({
-    startToCloseTimeout: task.executionTimeoutMs,
-    heartbeatTimeout: task.heartbeatTimeoutMs,
-    taskQueue: task.taskQueue,
-    retry: { maximumAttempts: 1 },
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    summary: ctx.mapIndex === undefined ? `task ${task.id}` : `task ${task.id} [${ctx.mapIndex}]`,
-  })[task.activity]!;
+  const activity = taskActivity(task, ctx.mapIndex);
 
   for (let attempt = 1; ; attempt++) {
     status.state = 'running';
@@ -58,6 +51,18 @@ export async function runTaskInstance(
   }
 }
 
+/** The activity of one attempt of a task instance: the runner drives retries, so Temporal makes one attempt. */
+export function taskActivity(task: TaskSnapshot, mapIndex: number | undefined): (ctx: TaskContext) => Promise<Json> {
+  return proxyActivities<Record<string, (ctx: TaskContext) => Promise<Json>>>({
+    startToCloseTimeout: task.executionTimeoutMs,
+    heartbeatTimeout: task.heartbeatTimeoutMs,
+    taskQueue: task.taskQueue,
+    retry: { maximumAttempts: 1 },
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    summary: mapIndex === undefined ? `task ${task.id}` : `task ${task.id} [${mapIndex}]`,
+  })[task.activity]!;
+}
+
 /** Marks an instance whose failure is already recorded in its status. */
 export class TaskInstanceFailed extends Error {
   override name = 'TaskInstanceFailed';
@@ -66,7 +71,7 @@ export class TaskInstanceFailed extends Error {
   }
 }
 
-function isNonRetryable(err: unknown): boolean {
+export function isNonRetryable(err: unknown): boolean {
   const cause = taskFailure(err);
   return cause instanceof ApplicationFailure && cause.nonRetryable === true;
 }
