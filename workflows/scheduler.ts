@@ -74,6 +74,8 @@ export type Outcome =
 interface Unit {
   status: TaskInstanceStatus;
   finished: boolean;
+  /** Holds its task's `weight` of the DAG's slots (from its start to its end). */
+  holdsSlots: boolean;
   /** Delay before the next retry. */
   delayMs: number;
 }
@@ -230,7 +232,7 @@ function baseContext(run: RunState, task: TaskSnapshot): BaseContext {
 }
 
 function newUnit(status: TaskInstanceStatus, task: TaskSnapshot): Unit {
-  return { status, finished: false, delayMs: task.retry.initialDelayMs };
+  return { status, finished: false, holdsSlots: false, delayMs: task.retry.initialDelayMs };
 }
 
 /** A task whose trigger rule is met: it gets its units, and asks for its lock or for slots. */
@@ -287,6 +289,7 @@ function fillSlots(run: RunState, now: string, decisions: Decision[]): void {
       continue;
     }
     run.slotsUsed += tr.weight;
+    tr.units[tr.nextUnit]!.holdsSlots = true;
     startUnit(run, tr, tr.nextUnit++, now, decisions);
   }
   run.laneRequests = stillWaiting;
@@ -416,7 +419,8 @@ export function applyOutcome(run: RunState, outcome: Outcome, now: string): Deci
 /** A unit is done: its slots are free, and its lane takes the task's next unit. */
 function endUnit(run: RunState, tr: TaskRun, unit: Unit): void {
   unit.finished = true;
-  run.slotsUsed -= tr.weight;
+  if (unit.holdsSlots) run.slotsUsed -= tr.weight;
+  unit.holdsSlots = false;
   if (tr.nextUnit < tr.units.length && !isFinished(tr.status.state)) run.laneRequests.push(tr.task.id);
 }
 
