@@ -12,7 +12,8 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { Client, Connection } from '@temporalio/client';
 import Table from 'cli-table3';
 import { Command, InvalidArgumentError } from 'commander';
-import { MODEL_SQL, TABLE_LAYOUT, limitPartitionBuffers } from '../activities/sparkify/build-tables';
+import { MODEL_SQL, limitPartitionBuffers } from '../activities/sparkify/build-tables';
+import { orderByList, selectList, tableSpec } from '../activities/sparkify/catalog';
 import { literalGlob, sqlString } from '../activities/sparkify/duckdb';
 import { generateSparkify } from '../activities/sparkify/generate';
 import { TABLES } from '../activities/sparkify/paths';
@@ -271,10 +272,10 @@ async function floor(input: string, out: string): Promise<Record<string, number>
     await limitPartitionBuffers(conn, { memoryLimit: opts.memoryLimit }); // as build_tables and publish do
     const rows: Record<string, number> = {};
     for (const t of TABLES) {
-      const layout = TABLE_LAYOUT[t];
-      const partition = layout.partitionBy ? `, PARTITION_BY (${layout.partitionBy.join(', ')})` : '';
+      const partitionBy = tableSpec(t).partitionBy;
+      const partition = partitionBy.length ? `, PARTITION_BY (${partitionBy.join(', ')})` : '';
       await conn.run(
-        `COPY (SELECT ${layout.select} FROM "${t}" ORDER BY ${layout.orderBy}) TO ${sqlString(`${out}/${t}`)} (FORMAT parquet${partition})`,
+        `COPY (SELECT ${selectList(t)} FROM "${t}" ORDER BY ${orderByList(t)}) TO ${sqlString(`${out}/${t}`)} (FORMAT parquet${partition})`,
       );
       const r = await conn.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM "${t}"`);
       rows[t] = Number(r.getRowObjects()[0]!.n);

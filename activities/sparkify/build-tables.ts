@@ -6,6 +6,7 @@ import type { Store } from '../storage/store';
 import { mirrorPrefix } from '../storage/mirror';
 import { runCache } from './run-cache';
 import {
+  DEFAULT_DUCKDB_MEMORY_LIMIT,
   type DuckDbSettings,
   parquetFilesUnder,
   parseSize,
@@ -25,6 +26,7 @@ import {
   runPaths,
   runToken,
 } from './paths';
+import { orderByList, selectList, tableSpec } from './catalog';
 import { assertSongsStillPublished, readSongInput } from './song-state';
 import { EVENT_COLUMNS, SONG_COLUMNS, columnsDdl } from './schema';
 
@@ -151,33 +153,6 @@ FROM plays p LEFT JOIN song_lookup l ON l.title = p.song AND l.artist_name = p.a
 /** The whole star schema from staged songs and events. */
 export const MODEL_SQL = SONG_MODEL_SQL + PLAY_MODEL_SQL;
 
-/** How each table is written: its columns, sort order, and hive partition columns. */
-export const TABLE_LAYOUT: Record<LayoutName, { select: string; orderBy: string; partitionBy?: string[] }> = {
-  songs: {
-    select: 'song_id, title, duration, year, artist_id',
-    orderBy: 'year, artist_id, song_id',
-    partitionBy: ['year', 'artist_id'],
-  },
-  artists: { select: 'artist_id, name, location, latitude, longitude', orderBy: 'artist_id' },
-  users: { select: 'user_id, first_name, last_name, gender, level', orderBy: 'user_id' },
-  time: {
-    select: 'start_time, hour, day, week, weekday, year, month',
-    orderBy: 'year, month, start_time',
-    partitionBy: ['year', 'month'],
-  },
-  songplays: {
-    select:
-      'songplay_id, start_time, user_id, level, session_id, location, user_agent, song_id, artist_id, year, month',
-    orderBy: 'year, month, start_time, songplay_id',
-    partitionBy: ['year', 'month'],
-  },
-  user_days: {
-    select: 'user_id, day, ts, session_id, item_in_session, first_name, last_name, gender, level, year, month',
-    orderBy: 'year, month, day, user_id',
-    partitionBy: ['year', 'month'],
-  },
-};
-
 /**
  * Tables staged as one sorted file and laid out in partitions only by publish. `songs` has a partition per
  * artist, thousands of tiny files: written once, into the lake, instead of twice (staging, then the lake), they
@@ -186,7 +161,7 @@ export const TABLE_LAYOUT: Record<LayoutName, { select: string; orderBy: string;
 export const LAID_OUT_AT_PUBLISH: readonly LayoutName[] = ['songs'];
 
 /**
- * Writes a table of the connection to `dir` in its lake layout: sorted, hive-partitioned where the layout says
+ * Writes a table of the connection to `dir` in its lake layout (catalog.ts): sorted, hive-partitioned where it says
  * (unless `partitioned: false`: one sorted file with the partition columns in it), and with file names carrying
  * the run's token, so a publish never overwrites the previous run's keys in place.
  */
@@ -197,11 +172,10 @@ export async function writeTable(
   token: string,
   opts: { partitioned?: boolean } = {},
 ): Promise<void> {
-  const layout = TABLE_LAYOUT[table];
   await mkdir(dir, { recursive: true });
-  const query = `SELECT ${layout.select} FROM "${table}" ORDER BY ${layout.orderBy}`;
-  const partitionBy = opts.partitioned === false ? undefined : layout.partitionBy;
-  if (!partitionBy) {
+  const query = `SELECT ${selectList(table)} FROM "${table}" ORDER BY ${orderByList(table)}`;
+  const partitionBy = opts.partitioned === false ? [] : tableSpec(table).partitionBy;
+  if (partitionBy.length === 0) {
     const file = path.join(dir, `part-${token}-0.parquet`);
     await conn.run(`COPY (${query}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd)`);
     return;
@@ -230,7 +204,7 @@ export async function writeTable(
  * of memory keeps the buffers within the memory limit.
  */
 export async function limitPartitionBuffers(conn: DuckDBConnection, settings: DuckDbSettings): Promise<void> {
-  const memory = parseSize(settings.memoryLimit ?? '1GB') ?? 1e9;
+  const memory = parseSize(settings.memoryLimit ?? DEFAULT_DUCKDB_MEMORY_LIMIT) ?? 1e9;
   await conn.run(`SET partitioned_write_flush_threshold = ${Math.max(256, Math.floor(memory / 1e6))}`);
 }
 

@@ -4,11 +4,19 @@ import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { InputDataError } from './errors';
 
+/*
+ * Defaults for plain calls (tests, bench, readTable): the same as a worker's, which always passes its own
+ * (worker/settings.ts, DEFAULT_DUCKDB_MEMORY_LIMIT and defaultDuckDbThreads, explains the sizing). Application code
+ * does not import the framework's worker, so they are restated here; keep the two in step.
+ */
+export const DEFAULT_DUCKDB_MEMORY_LIMIT = '2GB';
+export const defaultDuckDbThreads = (): number => Math.max(1, os.availableParallelism());
+
 /** Resources one DuckDB instance may use; memory beyond the limit spills to `tempDirectory`. */
 export interface DuckDbSettings {
-  /** e.g. `'2GB'`. Default `'1GB'`. */
+  /** e.g. `'2GB'`. Default DEFAULT_DUCKDB_MEMORY_LIMIT. */
   memoryLimit?: string;
-  /** Default 2. */
+  /** Default the machine's cores (defaultDuckDbThreads). */
   threads?: number;
   /** Spill directory. Default a fresh directory under the OS temp dir. */
   tempDirectory?: string;
@@ -51,8 +59,8 @@ export async function withDuckDb<T>(
   // A database file in the call's scratch directory (not ':memory:'): its tables can be evicted to disk, so
   // inputs larger than memory_limit work.
   const instance = await DuckDBInstance.create(path.join(scratchDir, `work-${process.hrtime.bigint()}.duckdb`), {
-    memory_limit: settings.memoryLimit ?? '1GB',
-    threads: String(settings.threads ?? 2),
+    memory_limit: settings.memoryLimit ?? DEFAULT_DUCKDB_MEMORY_LIMIT,
+    threads: String(settings.threads ?? defaultDuckDbThreads()),
     temp_directory: tempDirectory,
     // Sorted inputs stay sorted in outputs (the same input gives the same files). Readers that do not need
     // it turn it off: keeping the order of thousands of files at once costs memory per file.

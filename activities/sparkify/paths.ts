@@ -1,17 +1,8 @@
 import { createHash } from 'node:crypto';
 import { joinUri } from '../storage/uri';
 
-export const TABLES = ['songs', 'artists', 'users', 'time', 'songplays'] as const;
-export type TableName = (typeof TABLES)[number];
-/**
- * Lake state kept beside the tables: `user_days` holds each user's latest play of each day (with what `users`
- * needs), so an interval run can recompute `users` without reading every songplays partition.
- */
-export type StateTableName = 'user_days';
-export type LayoutName = TableName | StateTableName;
-
-/** The tables built from the song input alone: kept as published while that input is unchanged. */
-export const SONG_TABLES: readonly TableName[] = ['songs', 'artists'];
+// The lake's tables are stated in the catalog; re-exported here, where the rest of the lake's names live.
+export { SONG_TABLES, TABLES, type LayoutName, type StateTableName, type TableName } from './catalog';
 
 /** A run id usable as a path segment (workflow ids may contain `/` or `:`). */
 export function runSegment(runId: string): string {

@@ -6,15 +6,8 @@ import { type DuckDbSettings, parquetFilesUnder, sqlFileList, sqlFilePath, withD
 import { loadStaged, stagedDirs } from './build-tables';
 import { mirrorPrefix } from '../storage/mirror';
 import { runCache } from './run-cache';
-import {
-  type LayoutName,
-  type OnProgress,
-  SONG_TABLES,
-  TABLES,
-  type TableName,
-  lakeStatePaths,
-  runPaths,
-} from './paths';
+import { type LayoutName, type OnProgress, SONG_TABLES, TABLES, lakeStatePaths, runPaths } from './paths';
+import { REFERENCES, emptyTableDdl, tableSpec } from './catalog';
 import { readSongInput } from './song-state';
 import { type StageResult, assessRejects } from './stage';
 
@@ -43,25 +36,10 @@ export interface ValidateResult {
   report: string;
 }
 
-const PRIMARY_KEYS: Record<TableName, string> = {
-  songs: 'song_id',
-  artists: 'artist_id',
-  users: 'user_id',
-  time: 'start_time',
-  songplays: 'songplay_id',
-};
-
-// Used when a table has no files at all (e.g. no plays in the interval), so the checks still run.
-const EMPTY_DDL: Record<LayoutName, string> = {
-  songs: 'song_id VARCHAR, title VARCHAR, duration DOUBLE, year BIGINT, artist_id VARCHAR',
-  artists: 'artist_id VARCHAR, name VARCHAR, location VARCHAR, latitude DOUBLE, longitude DOUBLE',
-  users: 'user_id BIGINT, first_name VARCHAR, last_name VARCHAR, gender VARCHAR, level VARCHAR',
-  time: 'start_time TIMESTAMP, hour BIGINT, day BIGINT, week BIGINT, weekday BIGINT, year BIGINT, month BIGINT',
-  songplays:
-    'songplay_id VARCHAR, start_time TIMESTAMP, user_id BIGINT, level VARCHAR, session_id BIGINT, location VARCHAR, user_agent VARCHAR, song_id VARCHAR, artist_id VARCHAR, year BIGINT, month BIGINT',
-  user_days:
-    'user_id BIGINT, day DATE, ts BIGINT, session_id BIGINT, item_in_session INTEGER, first_name VARCHAR, last_name VARCHAR, gender VARCHAR, level VARCHAR, year BIGINT, month BIGINT',
-};
+/** A key as SQL: a column, or a row of columns (`(user_id, day)`), so count(DISTINCT ...) works for both. */
+function sqlKey(key: readonly string[]): string {
+  return key.length === 1 ? (key[0] as string) : `(${key.join(', ')})`;
+}
 
 async function scalar(conn: DuckDBConnection, sql: string): Promise<number> {
   const r = await conn.runAndReadAll(`SELECT (${sql})::BIGINT AS v`);
@@ -72,7 +50,8 @@ async function scalar(conn: DuckDBConnection, sql: string): Promise<number> {
 export async function loadTable(conn: DuckDBConnection, table: LayoutName, dir: string): Promise<void> {
   const files = await parquetFilesUnder(dir);
   if (files.length === 0) {
-    await conn.run(`CREATE TABLE "${table}" (${EMPTY_DDL[table]})`);
+    // No files at all (e.g. no plays in the interval): an empty table of the same columns, so the checks still run.
+    await conn.run(`CREATE TABLE "${table}" (${emptyTableDdl(table)})`);
     return;
   }
   // The files listed, never a glob: a lake's path may hold glob characters (`lake[1]`).
@@ -120,27 +99,27 @@ export async function validate(args: ValidateArgs): Promise<ValidateResult> {
           );
         }
         for (const t of tables) {
-          const pk = PRIMARY_KEYS[t];
+          const key = tableSpec(t).primaryKey;
           const rows = await scalar(conn, `SELECT count(*) FROM "${t}"`);
-          const distinct = await scalar(conn, `SELECT count(DISTINCT ${pk}) FROM "${t}"`);
-          const nulls = await scalar(conn, `SELECT count(*) FROM "${t}" WHERE ${pk} IS NULL`);
+          const distinct = await scalar(conn, `SELECT count(DISTINCT ${sqlKey(key)}) FROM "${t}"`);
+          const nulls = await scalar(
+            conn,
+            `SELECT count(*) FROM "${t}" WHERE ${key.map((c) => `${c} IS NULL`).join(' OR ')}`,
+          );
           check(
-            `${t}.${pk} unique and not null`,
+            `${t}.${sqlKey(key)} unique and not null`,
             nulls === 0 && distinct === rows,
             `${rows} rows, ${distinct} distinct keys, ${nulls} null keys`,
           );
         }
-        const refs: [string, string, string][] = [
-          ['songplays.user_id in users', 'user_id', 'SELECT user_id FROM users'],
-          ['songplays.song_id in songs', 'song_id', 'SELECT song_id FROM songs'],
-          ['songplays.artist_id in artists', 'artist_id', 'SELECT artist_id FROM artists'],
-        ];
-        for (const [name, col, keys] of refs) {
+        // Songs and artists kept from an earlier run are checked through its lookup (the views above).
+        for (const ref of REFERENCES) {
+          const { table: t, column: c } = ref;
           const missing = await scalar(
             conn,
-            `SELECT count(*) FROM songplays WHERE ${col} IS NOT NULL AND ${col} NOT IN (${keys})`,
+            `SELECT count(*) FROM "${t}" WHERE ${c} IS NOT NULL AND ${c} NOT IN (SELECT ${ref.key} FROM "${ref.to}")`,
           );
-          check(name, missing === 0, `${missing} songplays with a ${col} not found`);
+          check(`${t}.${c} in ${ref.to}`, missing === 0, `${missing} ${t} with a ${c} not found`);
         }
         const plays = "FROM staged_events WHERE page = 'NextSong'";
         const expectedPlays = await scalar(
