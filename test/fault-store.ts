@@ -16,6 +16,26 @@ export const MUTATING: readonly (keyof Store)[] = [
   'copyPrefix',
 ];
 
+/** `inner` with `before(call, args)` run before each of its mutating calls (which it may delay or fail). */
+export function beforeMutations(
+  inner: Store,
+  before: (call: keyof Store, args: unknown[]) => void | Promise<void>,
+  /** Also run before the calls that only read. */
+  readsToo = false,
+): Store {
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      const mutating = MUTATING.includes(prop as keyof Store);
+      if (typeof value !== 'function' || !(mutating || readsToo)) return value;
+      return async (...args: unknown[]) => {
+        await before(prop as keyof Store, args);
+        return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+      };
+    },
+  });
+}
+
 export class InjectedCrash extends Error {
   override name = 'InjectedCrash';
 }
@@ -36,21 +56,17 @@ export interface CrashingStore {
 export function crashingStore(inner: Store, crashAt = Infinity): CrashingStore {
   let mutations = 0;
   let crashed = false;
-  const store = new Proxy(inner, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown;
-      if (typeof value !== 'function') return value;
-      const mutating = MUTATING.includes(prop as keyof Store);
-      return async (...args: unknown[]) => {
-        // The lease's own writes come at times of their own (renewals), so they are not crash points; they fail
-        // once the process has "died", like everything else.
-        const counted = mutating && !String(args[0]).includes('/_state/lease/');
-        if (counted && !crashed && ++mutations >= crashAt) crashed = true;
-        if (crashed) throw new InjectedCrash(`injected crash at mutating call ${crashAt} (${String(prop)})`);
-        return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-      };
+  const store = beforeMutations(
+    inner,
+    (call, args) => {
+      // The lease's own writes come at times of their own (renewals), so they are not crash points; they fail
+      // once the process has "died", like everything else.
+      const counted = MUTATING.includes(call) && !String(args[0]).includes('/_state/lease/');
+      if (counted && !crashed && ++mutations >= crashAt) crashed = true;
+      if (crashed) throw new InjectedCrash(`injected crash at mutating call ${crashAt} (${String(call)})`);
     },
-  });
+    true,
+  );
   return {
     store,
     get mutations() {

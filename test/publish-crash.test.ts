@@ -3,7 +3,6 @@
  * and the lake equals the one an uninterrupted run gives, table by table.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,21 +19,9 @@ import { triggerDagRun, waitForRun } from '../client/runs';
 import type { DagSnapshot } from '../core/types';
 import { sparkifyDag } from '../dags/sparkify';
 import { testServices } from './services';
-import { workflowBundle } from './support';
+import { startWorkerProcess, workflowBundle } from './support';
 
-function startWorker(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const file = path.join(import.meta.dirname, 'fixtures/sparkify-worker-process.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', file], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('worker ready')) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`worker process exited early with code ${code}`)));
-  });
-}
+const startWorker = (env: NodeJS.ProcessEnv) => startWorkerProcess('sparkify-worker-process.ts', env);
 
 const store = createStore();
 const tables = [...TABLES, '_state/user_days'] as const;
@@ -100,6 +87,8 @@ it('a worker killed in the middle of publish: a new worker finishes it, and the 
     const publishTask = status.tasks.find((t) => t.taskId === 'publish');
     assert.ok((publishTask?.attempts ?? 0) >= 2, 'publish ran again after the crash');
     assert.ok(calls(second.pid).length > 0, 'the new worker finished the publish');
+    const published = status.outputs.publish as { leaseTakenOver?: { owner: string } };
+    assert.match(published.leaseTakenOver?.owner ?? '', /#/, "the dead worker's lease was taken over, and reported");
 
     assert.deepEqual(await lake(output), await lake(reference), 'the lake equals an uninterrupted run');
     for (const t of tables) {

@@ -91,7 +91,9 @@ void describe('pipeline on generated data (local directories)', () => {
 
     // Published layout: hive partitions; run metadata under `_` names only; staging removed.
     const keys = await filesUnder(output);
-    assert.ok(keys.some((k) => /^songs\/year=\d+\/artist_id=AR[A-Z0-9]+\/part-[0-9a-f]+-[0-9a-f]+-\d+\.parquet$/.test(k)));
+    assert.ok(
+      keys.some((k) => /^songs\/year=\d+\/artist_id=AR[A-Z0-9]+\/part-[0-9a-f]+-[0-9a-f]+-\d+\.parquet$/.test(k)),
+    );
     assert.ok(keys.some((k) => /^time\/year=2018\/month=11\/[^/]+\.parquet$/.test(k)));
     assert.ok(keys.some((k) => /^songplays\/year=2018\/month=11\/[^/]+\.parquet$/.test(k)));
     assert.ok(keys.some((k) => /^artists\/[^/]+\.parquet$/.test(k)));

@@ -68,7 +68,9 @@ void describe('Sparkify on S3 (versitygw)', () => {
     const keys = (await store.list(output)).map((o) => o.key);
     assert.ok(keys.includes('songs/_run.json'));
     const songFiles = keys.filter((k) => k.startsWith('songs/') && k.endsWith('.parquet'));
-    assert.ok(songFiles.every((k) => /^songs\/year=\d+\/artist_id=AR[A-Z0-9]+\/part-[0-9a-f]+-[0-9a-f]+-\d+\.parquet$/.test(k)));
+    assert.ok(
+      songFiles.every((k) => /^songs\/year=\d+\/artist_id=AR[A-Z0-9]+\/part-[0-9a-f]+-[0-9a-f]+-\d+\.parquet$/.test(k)),
+    );
     const partitions = new Set(first.songs.map((s) => `${String(s.year)}/${String(s.artist_id)}`));
     assert.equal(songFiles.length, partitions.size, 'one file per year and artist, laid out by publish');
     assert.ok(!keys.some((k) => k.startsWith('_staging/')));

@@ -1,5 +1,8 @@
 /** Shared set-up for tests that run DAGs: one workflow bundle per process, workers on unique task queues. */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { Worker } from '@temporalio/worker';
@@ -56,4 +59,18 @@ export async function withTestWorker<T>(
     await connection.close();
     await nativeConnection.close();
   }
+}
+
+/** Starts a worker fixture (`test/fixtures/<file>`) in its own process; resolves once it says 'worker ready'. */
+export function startWorkerProcess(fixture: string, env: NodeJS.ProcessEnv): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', fixture)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('worker ready')) resolve(child);
+    });
+    child.once('exit', (code) => reject(new Error(`worker process exited early with code ${code}`)));
+  });
 }

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,20 +11,9 @@ import { triggerDagRun, waitForRun } from '../client/runs';
 import { crashDag } from './fixtures/test-dags';
 import type { TaskEvent } from './fixtures/test-dags';
 import { testServices } from './services';
-import { workflowBundle } from './support';
+import { startWorkerProcess, workflowBundle } from './support';
 
-function startWorker(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures/worker-process.ts')], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('worker ready')) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`worker process exited early with code ${code}`)));
-  });
-}
+const startWorker = (env: NodeJS.ProcessEnv) => startWorkerProcess('worker-process.ts', env);
 
 it('a run survives its worker being killed mid-task, without re-running finished tasks', async () => {
   const { temporal } = await testServices();

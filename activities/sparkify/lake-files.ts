@@ -1,6 +1,7 @@
+import { isNotFound } from '../storage/errors';
 import type { ObjectInfo, Store } from '../storage/store';
 import { joinUri } from '../storage/uri';
-import { TempoflowError } from '../../core/errors';
+import { InputDataError } from './errors';
 import { runSegment } from './paths';
 
 /**
@@ -18,26 +19,27 @@ export interface TableMarker {
   files: string[];
 }
 
-/** A table's marker names a file the lake does not have: the lake was changed outside tempoflow. */
-export class LakeIntegrityError extends TempoflowError {
+/**
+ * A lake file tempoflow wrote cannot be parsed, or a table's marker names a file the lake does not have: the lake
+ * was changed outside tempoflow. Retrying cannot fix it.
+ */
+export class LakeIntegrityError extends InputDataError {
   override name = 'LakeIntegrityError';
 }
 
+/** A JSON file of the lake, or undefined when there is none (one request; an outage keeps its own class). */
 export async function readJsonIfExists<T>(store: Store, uri: string): Promise<T | undefined> {
   let text: string;
   try {
     text = (await store.read(uri)).toString('utf8');
   } catch (err) {
-    const code = (err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } }) ?? {};
-    if (code.code === 'ENOENT' || code.name === 'NoSuchKey' || code.$metadata?.httpStatusCode === 404) {
-      return undefined;
-    }
+    if (isNotFound(err)) return undefined;
     throw err;
   }
   try {
     return JSON.parse(text) as T;
   } catch (err) {
-    throw new LakeIntegrityError(`cannot read ${uri}: ${(err as Error).message}`, { cause: err });
+    throw new LakeIntegrityError(`cannot parse ${uri}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -23,7 +23,7 @@ import {
   runToken,
 } from './paths';
 import { runCache } from './run-cache';
-import { type SongState, assertSongsStillPublished } from './song-state';
+import { type SongInput, type SongState, assertSongsStillPublished } from './song-state';
 
 export { RUN_MARKER } from './lake-files';
 
@@ -305,10 +305,8 @@ async function plan(args: PublishArgs, attempt: string): Promise<{ journal: Publ
   const runTok = runToken(runId);
   // `<run token>-<attempt>`: files keep naming the run that wrote them, and are unique to this publish.
   const token = `${runTok}-${attempt}`;
-  const songInput = await readJsonIfExists<{ fingerprint: string; files: number; reusedFrom: string | null }>(
-    store,
-    paths.songInput,
-  );
+  // Not readSongInput: its fallback (rebuild songs) is for build; publishing needs the run's own record.
+  const songInput = await readJsonIfExists<SongInput>(store, paths.songInput);
   if (!songInput) {
     throw new InputDataError(
       `run ${runId} has nothing staged to publish (${paths.songInput} is missing: its staging area was removed, ` +

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ObjectInfo, Store } from '../storage/store';
 import { joinUri } from '../storage/uri';
 import { InputDataError } from './errors';
+import { readJsonIfExists, readMarker } from './lake-files';
 import { lakeStatePaths, runPaths } from './paths';
 
 /**
@@ -36,19 +37,8 @@ export function fingerprintSongFiles(files: readonly ObjectInfo[]): string {
   return hash.digest('hex');
 }
 
-async function readJson<T>(store: Store, uri: string): Promise<T | undefined> {
-  if (!(await store.exists(uri))) return undefined;
-  // A failed read (an outage, wrong credentials) keeps its own class; only unparseable content is bad data.
-  const text = (await store.read(uri)).toString('utf8');
-  try {
-    return JSON.parse(text) as T;
-  } catch (err) {
-    throw new InputDataError(`cannot parse ${uri}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
 export function readSongState(store: Store, output: string): Promise<SongState | undefined> {
-  return readJson<SongState>(store, lakeStatePaths(output).songs);
+  return readJsonIfExists<SongState>(store, lakeStatePaths(output).songs);
 }
 
 /**
@@ -59,7 +49,7 @@ export function readSongState(store: Store, output: string): Promise<SongState |
 export async function reusableSongs(store: Store, output: string, fingerprint: string): Promise<string | null> {
   const state = await readSongState(store, output);
   if (state?.fingerprint !== fingerprint) return null;
-  const marker = await readJson<{ runId?: string }>(store, joinUri(output, 'songs', '_run.json'));
+  const marker = await readMarker(store, joinUri(output, 'songs'));
   if (marker?.runId !== state.runId) return null;
   if (!(await store.exists(lakeStatePaths(output).songLookup))) return null;
   return state.runId;
@@ -72,7 +62,7 @@ export async function writeSongInput(store: Store, output: string, runId: string
 /** This run's song input; a run staged before song tracking existed (no file) rebuilds songs. */
 export async function readSongInput(store: Store, output: string, runId: string): Promise<SongInput> {
   return (
-    (await readJson<SongInput>(store, runPaths(output, runId).songInput)) ?? {
+    (await readJsonIfExists<SongInput>(store, runPaths(output, runId).songInput)) ?? {
       fingerprint: '',
       files: 0,
       reusedFrom: null,

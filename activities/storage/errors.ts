@@ -133,6 +133,11 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 const status = (e: ErrorShape): number | undefined =>
   typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
 
+/** The object or file does not exist (a missing bucket is an access error, not this). */
+export function isNotFound(err: unknown): boolean {
+  return classifyStorageError(err) === 'not-found';
+}
+
 /** Classifies an error from the AWS SDK (S3) or node's fs/net. Pure: looks only at names, codes and statuses. */
 export function classifyStorageError(err: unknown): StorageErrorKind {
   if (err instanceof StorageAccessError) return 'access';

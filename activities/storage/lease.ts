@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { TempoflowError } from '../../core/errors';
+import { isNotFound } from './errors';
 import type { Store } from './store';
 import { joinUri } from './uri';
 
@@ -110,13 +111,6 @@ async function readRecord(store: Store, dir: string, generation: number): Promis
   } catch {
     return null;
   }
-}
-
-function isNotFound(err: unknown): boolean {
-  const e = err as { name?: unknown; code?: unknown; $metadata?: { httpStatusCode?: unknown } } | undefined;
-  return (
-    e?.code === 'ENOENT' || e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404
-  );
 }
 
 function recordText(rec: LeaseRecord): string {

@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { mapLimit } from './concurrency';
-import { withStorageErrors } from './errors';
+import { isNotFound, withStorageErrors } from './errors';
 import { safeLocalPath } from './local-path';
 import { createS3Client } from './s3-client';
 import { joinUri, parseUri } from './uri';
@@ -84,13 +84,6 @@ const TEMP_MARK = '.tempoflow-tmp-';
 
 function tempSibling(file: string): string {
   return path.join(path.dirname(file), `${TEMP_MARK}${path.basename(file)}.${randomBytes(6).toString('hex')}`);
-}
-
-function isNotFound(err: unknown): boolean {
-  if (err instanceof S3ServiceException) {
-    return err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404;
-  }
-  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
 
 async function bodyBytes(body: WriteBody): Promise<Buffer | Uint8Array> {
