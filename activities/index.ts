@@ -1,5 +1,4 @@
 /** Activity code: the task implementations that do I/O. Built from injected clients (`createActivities(deps)`). */
-import type { TaskActivity } from '../core/types';
 import { createExampleActivities } from './example';
 import { createSparkifyActivities } from './sparkify/activities';
 import type { DuckDbSettings } from './sparkify/duckdb';
@@ -16,7 +15,7 @@ export interface ActivityDeps {
   lakeLease?: LeaseOptions;
 }
 
-export function createActivities(deps: ActivityDeps = {}): Record<string, TaskActivity> {
+export function createActivities(deps: ActivityDeps = {}) {
   return {
     ...createExampleActivities(),
     ...createSparkifyActivities({

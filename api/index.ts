@@ -5,7 +5,6 @@
 export { defineDag } from '../core/dag';
 export { defineProject, ProjectError } from '../core/project';
 export type {
-  ActivityRecord,
   Project,
   ProjectActivityDeps,
   ProjectCommand,

@@ -4,7 +4,7 @@ import { DagDefinitionError } from './errors';
 import { registerParamsValidator } from './params';
 import { checkCron } from './schedule';
 import { TRIGGER_RULES } from './types';
-import type { DagDefinition, DagSnapshot, TaskDefinition, TaskOptions, TaskSnapshot } from './types';
+import type { Dag, DagDefinition, DagSnapshot, TaskDefinition, TaskOptions, TaskSnapshot } from './types';
 
 const ID = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 const duration = z.union([z.number().nonnegative(), z.string().min(1)]);
@@ -83,7 +83,7 @@ const DEFAULT_MAX_ACTIVE_TASKS = 32;
  *
  * @throws DagDefinitionError naming the DAG and the task.
  */
-export function defineDag(definition: DagDefinition): DagSnapshot {
+export function defineDag<const D extends DagDefinition>(definition: D): Dag<D> {
   const dagName = typeof definition?.id === 'string' ? `DAG '${definition.id}'` : 'DAG';
   const dag = parseOrThrow(dagSchema, definition, dagName);
   const dagLabel = `DAG '${dag.id}'`;

@@ -7,10 +7,9 @@ import type { Command } from 'commander';
 import type { CliContext } from '../client/context';
 import type { DuckDbSettings, WorkerSettingsOverrides } from '../worker/settings';
 import { TempoflowError, UnknownDagError } from './errors';
-import type { DagSnapshot, TaskActivity } from './types';
+import type { ActivityRecord, DagSnapshot, ProjectProblems } from './types';
 
-/** The task activities of a project by name; a task's `activity` names one of them. */
-export type ActivityRecord = Record<string, TaskActivity>;
+export type { ActivityRecord } from './types';
 
 /** What the worker hands a project's `activities` factory: its resolved settings, never credentials. */
 export interface ProjectActivityDeps {
@@ -30,7 +29,8 @@ export interface ProjectCommand {
  * What `tempoflow.config.ts` declares. Generic over the activities record `A`, so a project's activity names
  * and signatures stay known to the type checker.
  */
-export interface ProjectConfig<A extends ActivityRecord = ActivityRecord> {
+// `object`, not ActivityRecord: an interface of activities (which has no index signature) must fit too.
+export interface ProjectConfig<A extends object = ActivityRecord> {
   /** Every DAG of the project (`defineDag` results). */
   dags: readonly DagSnapshot[];
   /**
@@ -45,7 +45,7 @@ export interface ProjectConfig<A extends ActivityRecord = ActivityRecord> {
 }
 
 /** A project as `defineProject` returns it (checked, frozen). */
-export interface Project<A extends ActivityRecord = ActivityRecord> extends ProjectConfig<A> {
+export interface Project<A extends object = ActivityRecord> extends ProjectConfig<A> {
   readonly kind: 'tempoflow-project';
 }
 
@@ -55,11 +55,28 @@ export class ProjectError extends TempoflowError {
 }
 
 /**
- * Declares a project; `export default defineProject({ ... })` in `tempoflow.config.ts`.
+ * Present (and required) only when the project's DAGs do not fit its activities: the compile error then names
+ * each problem (`DAG 'etl', task 'load': activity 'laod' is not one of the project's activities`).
+ */
+type ProjectCheck<C> = C extends { dags: infer Dags extends readonly DagSnapshot[] }
+  ? [ProjectProblems<Dags, ActivitiesOf<C>>] extends [never]
+    ? unknown
+    : { '~problems': ProjectProblems<Dags, ActivitiesOf<C>> }
+  : unknown;
+
+/** The activities record a project config's factory builds. */
+type ActivitiesOf<C> = C extends { activities: (deps: never) => infer R } ? Awaited<R> : never;
+
+/**
+ * Declares a project; `export default defineProject({ ... })` in `tempoflow.config.ts`. The type checker checks
+ * every task of every DAG against the activities: a misspelled activity, or an activity whose declared context
+ * (`TaskContextOf`) does not match its task, is a compile error.
  *
  * @throws ProjectError when two DAGs share an id or a field has the wrong type.
  */
-export function defineProject<A extends ActivityRecord>(config: ProjectConfig<A>): Project<A> {
+// Generic over the whole config (not the activities alone): TypeScript then infers the activities' type even from a
+// factory whose `deps` parameter is typed by context, and checks the DAGs against it.
+export function defineProject<C extends ProjectConfig<object>>(config: C & ProjectCheck<C>): Project<ActivitiesOf<C>> {
   if (!config || typeof config !== 'object') throw new ProjectError('defineProject expects an object');
   if (!Array.isArray(config.dags)) throw new ProjectError('defineProject: `dags` must be a list of defineDag results');
   if (typeof config.activities !== 'function') {
@@ -79,7 +96,7 @@ export function defineProject<A extends ActivityRecord>(config: ProjectConfig<A>
       throw new ProjectError('defineProject: every entry of `commands` must have a `register(program, ctx)` function');
     }
   }
-  return Object.freeze({ ...config, kind: 'tempoflow-project' as const });
+  return Object.freeze({ ...config, kind: 'tempoflow-project' as const }) as Project<ActivitiesOf<C>>;
 }
 
 /** True for a value `defineProject` returned (also one from another copy of the tempoflow module). */

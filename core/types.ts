@@ -65,7 +65,14 @@ export type RunState = (typeof RUN_STATES)[number];
 // Declaring a DAG (what authors write)
 
 export type ParamSpec =
-  | { type: 'string'; default?: string; enum?: string[]; pattern?: string; description?: string; required?: boolean }
+  | {
+      type: 'string';
+      default?: string;
+      enum?: readonly string[];
+      pattern?: string;
+      description?: string;
+      required?: boolean;
+    }
   | {
       type: 'integer' | 'number';
       default?: number;
@@ -106,7 +113,7 @@ export interface TaskDefinition extends TaskOptions {
   id: string;
   /** Name of the activity (registered on a worker) that this task runs. */
   activity: string;
-  upstream?: string[];
+  upstream?: readonly string[];
   triggerRule?: TriggerRule;
   map?: MapSpec;
   /** The task's output is a task id or a list of task ids to follow; other direct downstream tasks are skipped. */
@@ -136,7 +143,7 @@ export interface DagDefinition {
   maxActiveTasks?: number;
   /** The DAG's natural schedule: gives backfill its intervals and schedules their default. */
   schedule?: ScheduleSpec;
-  tasks: TaskDefinition[];
+  tasks: readonly TaskDefinition[];
   /**
    * Checks across params that the per-param specs cannot express (e.g. two locations that must not overlap):
    * the problems found, each naming its params, or none. Run with defaults filled in before a run, schedule or
@@ -207,8 +214,12 @@ export interface DagRunInput {
   fromSchedule?: { cron: string } | { everyMs: number };
 }
 
-/** What an activity receives when it runs a task instance. Small JSON only: pass data by URI. */
-export interface TaskContext {
+/**
+ * What an activity receives when it runs a task instance. Small JSON only: pass data by URI. Untyped by default;
+ * `TaskContextOf<typeof dag, 'task', Activities>` gives a task its DAG's params, its upstream outputs and its item
+ * typed (see "Typed DAGs" below).
+ */
+export interface TaskContext<P = Record<string, Json>, U = Record<string, Json>, I = Json> {
   dagId: string;
   /** The run's id (its workflow id). */
   runId: string;
@@ -216,18 +227,143 @@ export interface TaskContext {
   /** Position of this instance in a mapped task; absent for unmapped tasks. */
   mapIndex?: number;
   /** The item this instance of a mapped task works on. */
-  item?: Json;
-  params: Record<string, Json>;
+  item?: I;
+  /** The run's params, defaults filled in. */
+  params: P;
   logicalDate: string;
   dataInterval: DataInterval | null;
   /** Outputs of upstream tasks by task id (a mapped upstream gives the list of its instances' outputs). */
-  upstream: Record<string, Json>;
+  upstream: U;
   /** 1 for the first attempt. */
   attempt: number;
 }
 
 /** An activity that runs a task. It returns small JSON (at most 256 KiB) or nothing. */
-export type TaskActivity = (ctx: TaskContext) => Promise<Json | void>;
+export type TaskActivity<C extends TaskContext<unknown, unknown, unknown> = TaskContext> = (
+  ctx: C,
+) => Promise<Json | void>;
+
+/** Any task activity, whatever context type it declares (what a project's activities record holds). */
+// `never` accepts every parameter type: an activity typed for one DAG's params is still an activity.
+export type AnyTaskActivity = (ctx: never) => Promise<Json | void>;
+
+/** Task activities by name (a project's, a worker's); a task's `activity` names one of them. */
+export type ActivityRecord = Record<string, AnyTaskActivity>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Typed DAGs: what `defineDag` remembers of its definition at compile time, and what follows from it
+
+/**
+ * A DAG as `defineDag` returns it: its snapshot, plus (for the type checker only, never set at run time) the
+ * definition it came from, so task ids, activity names and param specs stay literal types.
+ */
+export type Dag<D extends DagDefinition = DagDefinition> = DagSnapshot & { readonly '~definition'?: D };
+
+/** The type a param has in a task's context, from its spec (an `enum` gives the union of its values). */
+export type ParamValue<S extends ParamSpec> = S extends { type: 'string'; enum: readonly (infer E extends string)[] }
+  ? E
+  : S extends { type: 'string' }
+    ? string
+    : S extends { type: 'boolean' }
+      ? boolean
+      : number;
+
+type AlwaysSet<S> = S extends { default: unknown } ? true : S extends { required: true } ? true : false;
+type Flatten<T> = { [K in keyof T]: T[K] } & {};
+
+/** A run's params, typed from the specs: params with a default or `required` are always present. */
+export type ParamsFromSpecs<P> = Flatten<
+  {
+    -readonly [K in keyof P as AlwaysSet<P[K]> extends true ? K : never]: P[K] extends ParamSpec
+      ? ParamValue<P[K]>
+      : never;
+  } & {
+    -readonly [K in keyof P as AlwaysSet<P[K]> extends true ? never : K]?: P[K] extends ParamSpec
+      ? ParamValue<P[K]>
+      : never;
+  }
+>;
+
+type DefinitionOf<D> = D extends { readonly '~definition'?: infer Def } ? NonNullable<Def> : never;
+type TasksOf<D> = DefinitionOf<D> extends { tasks: readonly (infer T)[] } ? T : never;
+type TaskOf<D, Id> = Extract<TasksOf<D>, { id: Id }>;
+
+/** The params a DAG's tasks receive. */
+export type ParamsOf<D> = DefinitionOf<D> extends { params: infer P } ? ParamsFromSpecs<P> : Record<string, never>;
+
+/** The task ids of a DAG. */
+export type TaskIdOf<D> = TasksOf<D> extends { id: infer Id extends string } ? Id : never;
+
+type UpstreamIdOf<T> =
+  | (T extends { upstream: readonly (infer U extends string)[] } ? U : never)
+  | (T extends { map: { over: infer O extends string } } ? O : never);
+
+/** What a task's activity returns (JSON when the activities are not given or the name is not literal). */
+type OutputOfTask<D, Id, A> =
+  TaskOf<D, Id> extends { activity: infer N } ? (N extends keyof A ? ActivityOutput<A[N]> : Json) : Json;
+type ActivityOutput<F> = F extends (...args: never[]) => Promise<infer R> ? Exclude<R, void> : Json;
+
+/** What downstream tasks see of a task's output: a mapped task gives the list of its instances' outputs. */
+export type OutputOf<D, Id, A = unknown> =
+  TaskOf<D, Id> extends { map: object } ? OutputOfTask<D, Id, A>[] : OutputOfTask<D, Id, A>;
+
+/**
+ * The upstream outputs a task receives. Under the default trigger rule every upstream task succeeded, so each
+ * output is there (unless its activity returns nothing); other trigger rules may run the task without them.
+ */
+export type UpstreamOf<D, Id, A = unknown> =
+  TaskOf<D, Id> extends { triggerRule: infer R }
+    ? R extends 'all_success'
+      ? { [U in UpstreamIdOf<TaskOf<D, Id>>]: OutputOf<D, U, A> }
+      : { [U in UpstreamIdOf<TaskOf<D, Id>>]?: OutputOf<D, U, A> }
+    : { [U in UpstreamIdOf<TaskOf<D, Id>>]: OutputOf<D, U, A> };
+
+/** The item a mapped task's instance works on: an element of the mapped-over output (or of its `field`). */
+export type ItemOf<D, Id, A = unknown> =
+  TaskOf<D, Id> extends { map: { over: infer O; field: infer F extends string } }
+    ? OutputOf<D, O, A> extends Record<F, readonly (infer E)[]>
+      ? E
+      : Json
+    : TaskOf<D, Id> extends { map: { over: infer O } }
+      ? OutputOf<D, O, A> extends readonly (infer E)[]
+        ? E
+        : Json
+      : never;
+
+/**
+ * The context of task `Id` of DAG `D`: params typed from the DAG's specs, upstream outputs typed from the return
+ * types of the upstream tasks' activities in `A` (e.g. `{ extract: typeof extract }`), the item of a mapped task
+ * typed from the output it maps over.
+ */
+export type TaskContextOf<D, Id extends TaskIdOf<D>, A = unknown> = ContextOfTask<D, Id, A>;
+type ContextOfTask<D, Id, A> =
+  TaskOf<D, Id> extends { map: object }
+    ? TaskContext<ParamsOf<D>, UpstreamOf<D, Id, A>, ItemOf<D, Id, A>> & { item: ItemOf<D, Id, A>; mapIndex: number }
+    : TaskContext<ParamsOf<D>, UpstreamOf<D, Id, A>, never>;
+
+type ContextOfActivity<F> = F extends (ctx: infer C) => unknown ? C : never;
+
+/** Why a task does not fit the project's activities, or `never` when it does. */
+type TaskProblem<D, T, A> = T extends { id: infer Id extends string; activity: infer N extends string }
+  ? string extends N
+    ? never // a name only known at run time: the worker checks it when it starts
+    : N extends keyof A
+      ? ContextOfTask<D, Id, A> extends ContextOfActivity<A[N]>
+        ? never
+        : `DAG '${DagIdOf<D>}', task '${Id}': activity '${N}' declares a context this task does not give (its params, upstream outputs or item differ)`
+      : `DAG '${DagIdOf<D>}', task '${Id}': activity '${N}' is not one of the project's activities`
+  : never;
+type DagIdOf<D> = DefinitionOf<D> extends { id: infer Id extends string } ? Id : string;
+
+/**
+ * The problems of a project's DAGs against its activities, checked by `defineProject` at compile time: a task
+ * naming an activity the project does not have, or an activity whose declared context does not match its task.
+ */
+export type ProjectProblems<Dags extends readonly DagSnapshot[], A> = Dags[number] extends infer D
+  ? D extends unknown
+    ? TaskProblem<D, TasksOf<D>, A>
+    : never
+  : never;
 
 export interface TaskError {
   message: string;

@@ -4,7 +4,7 @@ import { exampleFanout } from './example';
 import { sparkifyDag } from './sparkify';
 
 /** Every DAG this repository ships; tempoflow.config.ts registers them. */
-export const dags: readonly DagSnapshot[] = [sparkifyDag, exampleFanout];
+export const dags = [sparkifyDag, exampleFanout] as const;
 
 export function getDag(id: string, registry: readonly DagSnapshot[] = dags): DagSnapshot {
   return findDag(registry, id);

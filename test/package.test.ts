@@ -3,7 +3,7 @@
  * `tempoflow init`, the scaffold's DAG run with `trigger --local`, and the scaffold's own test passing.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -147,5 +147,16 @@ void describe('the packed tempoflow package, installed in a project of its own',
     const tested = await ok('npm', ['test'], project);
     assert.match(tested.stdout, /^# pass 2$/m);
     assert.match(tested.stdout, /^# fail 0$/m);
+
+    // Typed end to end against the installed .d.ts: the scaffold compiles, and a misspelled activity does not.
+    await ok('npm', ['run', 'typecheck'], project);
+    const dagFile = path.join(project, 'dags', 'hello.ts');
+    writeFileSync(dagFile, readFileSync(dagFile, 'utf8').replace("activity: 'shout'", "activity: 'shoot'"));
+    const misspelled = await run('npm', ['run', 'typecheck'], project);
+    assert.notEqual(misspelled.code, 0, 'tsc accepted a DAG naming a missing activity');
+    assert.match(
+      misspelled.stdout + misspelled.stderr,
+      /DAG 'hello', task 'shout': activity 'shoot' is not one of the project's activities/,
+    );
   });
 });

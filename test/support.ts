@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { Worker } from '@temporalio/worker';
-import type { DagSnapshot, TaskActivity } from '../core/types';
+import type { DagSnapshot, ActivityRecord } from '../core/types';
 import { bundleWorkflows, createTempoflowWorker } from '../worker/create-worker';
 import { testServices } from './services';
 
@@ -28,7 +28,7 @@ export interface TestWorkerContext {
 
 /** Runs `fn` while a worker for `dags` and `activities` polls a fresh task queue on the test server. */
 export async function withTestWorker<T>(
-  options: { dags: readonly DagSnapshot[]; activities: Record<string, TaskActivity>; maxConcurrentActivities?: number },
+  options: { dags: readonly DagSnapshot[]; activities: ActivityRecord; maxConcurrentActivities?: number },
   fn: (ctx: TestWorkerContext) => Promise<T>,
 ): Promise<T> {
   if (!runtimeInstalled) {

@@ -11,7 +11,7 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import { MockActivityEnvironment, TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
-import type { DagRunStatus, DagSnapshot, DataInterval, Json, TaskActivity, TaskContext } from '../core/types';
+import type { ActivityRecord, DagRunStatus, DagSnapshot, DataInterval, TaskContext } from '../core/types';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import { findTemporalCli } from '../services/temporal-cli';
 import { createTempoflowWorker } from '../worker/create-worker';
@@ -20,8 +20,8 @@ import { installRuntime } from '../worker/main';
 export interface RunDagOptions {
   /** The run's params (validated against the DAG's specs, as a trigger would). */
   params?: Record<string, unknown>;
-  /** The task activities the DAG's tasks name. */
-  activities: Record<string, TaskActivity>;
+  /** The task activities the DAG's tasks name (a record or an interface of activity functions). */
+  activities: object;
   dataInterval?: DataInterval | null;
   /** ISO 8601; default: the interval's end, else now. */
   logicalDate?: string;
@@ -65,7 +65,7 @@ export async function createTestEnvironment(): Promise<TempoflowTestEnvironment>
         namespace,
         taskQueue,
         dags: [dag],
-        activities: options.activities,
+        activities: options.activities as ActivityRecord,
         workerOptions: { shutdownGraceTime: '1s' },
       });
       return worker.runUntil(async () => {
@@ -113,8 +113,13 @@ export function taskContext(fields: Partial<TaskContext> = {}): TaskContext {
  * Calls a task activity with `taskContext(fields)` inside Temporal's mock activity environment, so activities
  * that heartbeat or read `Context.current()` work as on a worker.
  */
-export async function runActivity(activity: TaskActivity, fields: Partial<TaskContext> = {}): Promise<Json | void> {
-  return new MockActivityEnvironment().run(activity, taskContext(fields));
+export async function runActivity<C extends TaskContext<unknown, unknown, unknown>, R>(
+  activity: (ctx: C) => Promise<R>,
+  fields: Partial<C> = {},
+): Promise<R> {
+  // A typed activity (`TaskContextOf`) gets its typed fields; the defaults fill in the rest.
+  const ctx = taskContext(fields as Partial<TaskContext>) as unknown as C;
+  return new MockActivityEnvironment().run(activity, ctx);
 }
 
 /** Warnings and errors only; a Runtime the test installed itself is kept. */

@@ -5,7 +5,7 @@ import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@te
 import type { WorkerOptions } from '@temporalio/worker';
 import { TempoflowError } from '../core/errors';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
-import type { DagSnapshot, TaskActivity } from '../core/types';
+import type { DagSnapshot, ActivityRecord } from '../core/types';
 import { createFrameworkActivities } from './framework-activities';
 import { DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from './settings';
 import { checkActivitiesCover, wrapTaskActivities } from './task-activities';
@@ -40,7 +40,7 @@ export interface TempoflowWorkerOptions {
   namespace?: string;
   taskQueue?: string;
   dags: readonly DagSnapshot[];
-  activities: Record<string, TaskActivity>;
+  activities: ActivityRecord;
   /** Task instances one worker runs at once (default `DEFAULT_MAX_CONCURRENT_ACTIVITIES` of settings.ts). */
   maxConcurrentActivities?: number;
   /** Use a prebuilt workflow bundle (`npm run build`, or `bundleWorkflowCode`) instead of bundling at start. */

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { LogLevel, Worker } from '@temporalio/worker';
-import type { DagSnapshot, TaskActivity } from '../core/types';
+import type { DagSnapshot, ActivityRecord } from '../core/types';
 import {
   bundleWorkflows,
   createTempoflowWorker,
@@ -35,7 +35,7 @@ export interface StartWorkerOptions {
   /** DAGs the worker runs (a project's `dags`). */
   dags: readonly DagSnapshot[];
   /** Task activities (a project's, built with `projectActivities(project, activityDepsFrom(settings))`). */
-  activities: Record<string, TaskActivity>;
+  activities: ActivityRecord;
   workerOptions?: TempoflowWorkerOptions['workerOptions'];
   workflowBundle?: TempoflowWorkerOptions['workflowBundle'];
   /** Where to say what the worker is doing (bundling, stale bundle); default: stderr. */

@@ -2,7 +2,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { NonRetryableTaskError, TempoflowError } from '../core/errors';
 import { checkOutputSize } from '../core/task-output';
-import type { DagSnapshot, Json, TaskActivity, TaskContext } from '../core/types';
+import type { ActivityRecord, DagSnapshot, Json, TaskActivity, TaskContext } from '../core/types';
 
 /**
  * Checks that every task of every DAG names a registered activity, so a typo fails at worker start rather
@@ -21,16 +21,14 @@ export function checkActivitiesCover(dags: readonly DagSnapshot[], activities: R
  * Wraps task activities with what every task needs: the output size limit, and errors turned into Temporal
  * failures that keep their message and type (non-retryable ones stop the task's retries).
  */
-export function wrapTaskActivities(
-  activities: Record<string, TaskActivity>,
-): Record<string, (ctx: TaskContext) => Promise<Json>> {
+export function wrapTaskActivities(activities: ActivityRecord): Record<string, (ctx: TaskContext) => Promise<Json>> {
   return Object.fromEntries(
     Object.entries(activities).map(([name, run]) => [
       name,
       async (ctx: TaskContext): Promise<Json> => {
         let output: Json;
         try {
-          output = (await run(ctx)) ?? null;
+          output = (await (run as TaskActivity)(ctx)) ?? null;
         } catch (err) {
           throw toFailure(err);
         }

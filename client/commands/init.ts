@@ -152,18 +152,31 @@ export const helloDag = defineDag({
   ],
 });
 `,
-    'activities/hello.ts': `import type { TaskContext } from 'tempoflow';
+    'activities/hello.ts': `import type { TaskContextOf, TaskIdOf } from 'tempoflow';
+import type { helloDag } from '../dags/hello';
 
-/** The task code of the \`hello\` DAG. Build clients (databases, storage) here and pass them in. */
-export function createActivities() {
+/** What each task of \`hello\` receives: params typed from the DAG, upstream outputs from the signatures below. */
+type Context<T extends TaskIdOf<typeof helloDag>> = TaskContextOf<typeof helloDag, T, HelloActivities>;
+
+/**
+ * The task code of the \`hello\` DAG. Each signature states what its task returns; \`defineProject\` checks every
+ * task's \`activity\` against these names and contexts when the project compiles (\`npm run typecheck\`).
+ */
+export interface HelloActivities {
+  /** Returns small JSON: the greeting. */
+  greet(ctx: Context<'greet'>): Promise<string>;
+  /** Reads its upstream task's output, typed: \`ctx.upstream.greet\` is a string. */
+  shout(ctx: Context<'shout'>): Promise<string>;
+}
+
+/** Build clients (databases, storage) here and pass them in. */
+export function createActivities(): HelloActivities {
   return {
-    /** Returns small JSON: the greeting. */
-    async greet(ctx: TaskContext): Promise<string> {
-      return \`Hello, \${String(ctx.params.name)}!\`;
+    async greet(ctx) {
+      return \`Hello, \${ctx.params.name}!\`;
     },
-    /** Reads its upstream task's output. */
-    async shout(ctx: TaskContext): Promise<string> {
-      return String(ctx.upstream.greet).toUpperCase();
+    async shout(ctx) {
+      return ctx.upstream.greet.toUpperCase();
     },
   };
 }
