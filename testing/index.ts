@@ -93,7 +93,10 @@ export async function runDag(dag: DagSnapshot, options: RunDagOptions): Promise<
 }
 
 /** A task context for calling an activity directly; every field has a plausible default. */
-export function taskContext(fields: Partial<TaskContext> = {}): TaskContext {
+// C comes from where the context goes (the activity's parameter), not from `fields`, which only fill it in.
+export function taskContext<C extends TaskContext<unknown, unknown, unknown> = TaskContext>(
+  fields: NoInfer<Partial<C>> = {},
+): C {
   const logicalDate = fields.logicalDate ?? new Date().toISOString();
   const dagId = fields.dagId ?? 'test_dag';
   return {
@@ -106,7 +109,7 @@ export function taskContext(fields: Partial<TaskContext> = {}): TaskContext {
     attempt: 1,
     ...fields,
     logicalDate,
-  };
+  } as C;
 }
 
 /**
@@ -118,7 +121,7 @@ export async function runActivity<C extends TaskContext<unknown, unknown, unknow
   fields: Partial<C> = {},
 ): Promise<R> {
   // A typed activity (`TaskContextOf`) gets its typed fields; the defaults fill in the rest.
-  const ctx = taskContext(fields as Partial<TaskContext>) as unknown as C;
+  const ctx = taskContext<C>(fields);
   return new MockActivityEnvironment().run(activity, ctx);
 }
 
