@@ -11,17 +11,32 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import { MockActivityEnvironment, TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
-import type { ActivityRecord, DagRunStatus, DagSnapshot, DataInterval, TaskContext } from '../core/types';
+import type {
+  ActivityRecord,
+  DagRunStatus,
+  DagSnapshot,
+  DataInterval,
+  ProjectProblems,
+  TaskContext,
+} from '../core/types';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import { findTemporalCli } from '../services/temporal-cli';
 import { createTempoflowWorker } from '../worker/create-worker';
 import { installRuntime } from '../worker/main';
 
-export interface RunDagOptions {
+/**
+ * Present (and required) only when `dag`'s tasks do not fit `activities`: the compile error names the task and
+ * the activity, as `defineProject` does.
+ */
+export type ActivitiesCheck<D extends DagSnapshot, A> = [ProjectProblems<[D], A>] extends [never]
+  ? unknown
+  : { '~problems': ProjectProblems<[D], A> };
+
+export interface RunDagOptions<A extends object = object> {
   /** The run's params (validated against the DAG's specs, as a trigger would). */
   params?: Record<string, unknown>;
   /** The task activities the DAG's tasks name (a record or an interface of activity functions). */
-  activities: object;
+  activities: A;
   dataInterval?: DataInterval | null;
   /** ISO 8601; default: the interval's end, else now. */
   logicalDate?: string;
@@ -32,7 +47,10 @@ export interface TempoflowTestEnvironment {
   /** A client of the test server (e.g. to query a run). */
   readonly client: Client;
   /** Runs `dag` to its end on a fresh task queue with an in-process worker; resolves with its final status. */
-  runDag(dag: DagSnapshot, options: RunDagOptions): Promise<DagRunStatus>;
+  runDag<D extends DagSnapshot, A extends object>(
+    dag: D,
+    options: RunDagOptions<A> & ActivitiesCheck<D, A>,
+  ): Promise<DagRunStatus>;
   /** Stops the server. */
   teardown(): Promise<void>;
 }
@@ -83,7 +101,10 @@ export async function createTestEnvironment(): Promise<TempoflowTestEnvironment>
 }
 
 /** Runs `dag` once on its own throwaway Temporal server (started and stopped here) and returns its final status. */
-export async function runDag(dag: DagSnapshot, options: RunDagOptions): Promise<DagRunStatus> {
+export async function runDag<D extends DagSnapshot, A extends object>(
+  dag: D,
+  options: RunDagOptions<A> & ActivitiesCheck<D, A>,
+): Promise<DagRunStatus> {
   const env = await createTestEnvironment();
   try {
     return await env.runDag(dag, options);
