@@ -3,6 +3,7 @@
  * `tempoflow init`, the scaffold's DAG run with `trigger --local`, and the scaffold's own test passing.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,12 +65,74 @@ async function ok(command: string, args: string[], cwd: string): Promise<Result>
   return result;
 }
 
-/** Installs from the npm cache only; where the cache lacks a package's metadata, the registry fills the gap. */
-async function npmInstall(cwd: string, ...specs: string[]): Promise<void> {
-  const flags = ['--no-audit', '--no-fund', '--loglevel=error'];
-  const offline = await run('npm', ['install', '--offline', ...flags, ...specs], cwd);
-  if (offline.code === 0) return;
-  await ok('npm', ['install', '--prefer-offline', ...flags, ...specs], cwd);
+interface LockEntry {
+  version?: string;
+  resolved?: string;
+  integrity?: string;
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  dev?: boolean;
+  devOptional?: boolean;
+  [field: string]: unknown;
+}
+
+/**
+ * A package-lock.json for a project depending on the packed tempoflow (and the scaffold's dev tools): every package
+ * pinned to the version, URL and integrity this repository's own lock has, so `npm install --offline` finds each
+ * tarball in the npm cache that `npm ci` filled, and needs no registry metadata (which `npm ci` does not cache).
+ */
+function offlineLock(project: string, tarball: string): string {
+  const pkg = JSON.parse(readFileSync(path.join(project, 'package.json'), 'utf8')) as {
+    name: string;
+    dependencies?: Record<string, string>;
+    devDependencies?: Record<string, string>;
+  };
+  const own = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+    version: string;
+    dependencies: Record<string, string>;
+  };
+  const repoLock = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, LockEntry>;
+  };
+  const integrity = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
+  const packages: Record<string, LockEntry> = {
+    '': { name: pkg.name, dependencies: pkg.dependencies, devDependencies: pkg.devDependencies },
+    'node_modules/tempoflow': {
+      version: own.version,
+      resolved: `file:${path.relative(project, tarball)}`,
+      integrity,
+      license: 'MIT',
+      dependencies: own.dependencies,
+      bin: { tempoflow: 'bin/tempoflow.js' },
+    },
+  };
+  // Node's resolution over the lock's paths: from `from`, the nearest node_modules/<name> up the tree.
+  const resolve = (from: string, name: string): string | undefined => {
+    for (let base = from; ; base = base.slice(0, Math.max(0, base.lastIndexOf('/node_modules/')))) {
+      const at = `${base ? `${base}/` : ''}node_modules/${name}`;
+      if (repoLock.packages[at] && at !== 'node_modules/tempoflow') return at;
+      if (!base) return undefined;
+    }
+  };
+  const visit = (from: string, deps: Record<string, string> = {}) => {
+    for (const name of Object.keys(deps)) {
+      const at = resolve(from === 'node_modules/tempoflow' ? '' : from, name);
+      if (!at || packages[at]) continue;
+      const { dev: _dev, devOptional: _devOptional, ...entry } = repoLock.packages[at]!;
+      packages[at] = entry;
+      visit(at, { ...entry.dependencies, ...entry.optionalDependencies, ...entry.peerDependencies });
+    }
+  };
+  visit('node_modules/tempoflow', own.dependencies);
+  visit('', pkg.devDependencies);
+  return `${JSON.stringify({ name: pkg.name, lockfileVersion: 3, requires: true, packages }, null, 2)}\n`;
+}
+
+/** Installs offline: from the tarball and the npm cache only (`npm ci` filled it), never the registry. */
+async function npmInstall(project: string, tarball: string): Promise<void> {
+  writeFileSync(path.join(project, 'package-lock.json'), offlineLock(project, tarball));
+  await ok('npm', ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error'], project);
 }
 
 void describe('the packed tempoflow package, installed in a project of its own', () => {
@@ -120,7 +183,10 @@ void describe('the packed tempoflow package, installed in a project of its own',
   void test('init, trigger --local and the scaffold test work from the installed tarball', async () => {
     const app = path.join(work, 'app');
     mkdirSync(app);
-    writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
+    writeFileSync(
+      path.join(app, 'package.json'),
+      JSON.stringify({ name: 'app', private: true, dependencies: { tempoflow: `file:${tarball}` } }),
+    );
     await npmInstall(app, tarball);
 
     // No project here yet: commands that need one say where they looked, with exit 2.
@@ -133,7 +199,7 @@ void describe('the packed tempoflow package, installed in a project of its own',
 
     await ok('npx', ['tempoflow', 'init', 'hello-app', '--tempoflow', `file:${tarball}`], app);
     const project = path.join(app, 'hello-app');
-    await npmInstall(project);
+    await npmInstall(project, tarball);
 
     const triggered = await ok(
       'npx',
