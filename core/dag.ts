@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { dagAlertShape, runAlerts, taskAlertShape, taskAlerts } from './alerts';
 import { durationToMs } from './duration';
 import { DagDefinitionError } from './errors';
 import { registerParamsValidator } from './params';
@@ -17,6 +18,7 @@ const taskOptionsShape = {
   executionTimeout: duration.optional(),
   heartbeatTimeout: duration.optional(),
   taskQueue: z.string().min(1).optional(),
+  ...taskAlertShape,
 };
 
 const paramSpec = z.discriminatedUnion('type', [
@@ -69,6 +71,7 @@ const dagSchema = z.strictObject({
   defaults: z.strictObject(taskOptionsShape).optional(),
   maxActiveTasks: z.number().int().positive().optional(),
   schedule: z.strictObject({ cron: z.string().min(1).optional(), every: duration.optional() }).optional(),
+  ...dagAlertShape,
   tasks: z.array(z.unknown()).min(1, 'a DAG needs at least one task'),
   validateParams: z
     .custom<NonNullable<DagDefinition['validateParams']>>((v) => typeof v === 'function', 'must be a function')
@@ -143,10 +146,16 @@ export function defineDag<const D extends DagDefinition>(definition: D): Dag<D> 
     if (task.map && byId.get(task.map.over)?.branch) {
       throw new DagDefinitionError(`${label}: cannot map over branch task '${task.map.over}'`);
     }
-    snapshots.set(
-      task.id,
-      snapshotTask(task, upstream, dag.defaults ?? {}, dag.maxActiveTasks ?? DEFAULT_MAX_ACTIVE_TASKS, label),
+    const taskSnapshot = snapshotTask(
+      task,
+      upstream,
+      dag.defaults ?? {},
+      dag.maxActiveTasks ?? DEFAULT_MAX_ACTIVE_TASKS,
+      label,
     );
+    const alerts = taskAlerts(task, dag.defaults ?? {}, dag.onRetry);
+    if (alerts) taskSnapshot.alerts = alerts;
+    snapshots.set(task.id, taskSnapshot);
   }
 
   const snapshot: DagSnapshot = {
@@ -156,6 +165,8 @@ export function defineDag<const D extends DagDefinition>(definition: D): Dag<D> 
     maxActiveTasks: dag.maxActiveTasks ?? DEFAULT_MAX_ACTIVE_TASKS,
     tasks: topologicalOrder(dagLabel, snapshots),
   };
+  const alerts = runAlerts(dag, dagLabel);
+  if (alerts) snapshot.alerts = alerts;
   if (dag.schedule) {
     snapshot.schedule = dag.schedule.cron
       ? { cron: dag.schedule.cron }

@@ -98,6 +98,12 @@ export interface TaskOptions {
   heartbeatTimeout?: Duration;
   /** Run this task's activity on another task queue (e.g. workers with more memory). */
   taskQueue?: string;
+  /** Activities called with a `TaskAlert` when this task fails (after its last attempt). */
+  onFailure?: AlertCallbacks;
+  /** Activities called with a `TaskAlert` when an attempt of this task failed and will be retried. */
+  onRetry?: AlertCallbacks;
+  /** Activities called with a `TaskAlert` when this task succeeds. */
+  onSuccess?: AlertCallbacks;
 }
 
 export interface MapSpec {
@@ -143,6 +149,16 @@ export interface DagDefinition {
   maxActiveTasks?: number;
   /** The DAG's natural schedule: gives backfill its intervals and schedules their default. */
   schedule?: ScheduleSpec;
+  /** Activities called with a `TaskAlert` when a run fails (once per run). */
+  onFailure?: AlertCallbacks;
+  /** Activities called with a `TaskAlert` when a run succeeds (once per run). */
+  onSuccess?: AlertCallbacks;
+  /** Activities called with a `TaskAlert` whenever an attempt of any task of the run will be retried. */
+  onRetry?: AlertCallbacks;
+  /** A run should end within this long of its start; when it has not, `onSlaMiss` is called once (the run goes on). */
+  sla?: Duration;
+  /** Activities called with a `TaskAlert` when a run misses its `sla`. */
+  onSlaMiss?: AlertCallbacks;
   tasks: readonly TaskDefinition[];
   /**
    * Checks across params that the per-param specs cannot express (e.g. two locations that must not overlap):
@@ -176,6 +192,8 @@ export interface TaskSnapshot {
   map?: { over: string; field?: string; maxActive: number };
   branch: boolean;
   exclusiveBy?: string;
+  /** This task's alert callbacks (its own or the DAG's `defaults`; `onRetry` also lists the DAG's). */
+  alerts?: TaskAlertCallbacks;
 }
 
 export interface DagSnapshot {
@@ -184,6 +202,8 @@ export interface DagSnapshot {
   params: Record<string, ParamSpec>;
   maxActiveTasks: number;
   schedule?: { cron?: string; everyMs?: number };
+  /** The run's alert callbacks and SLA (absent when the DAG sets none). */
+  alerts?: RunAlertCallbacks;
   /** Topologically ordered. */
   tasks: TaskSnapshot[];
 }
@@ -408,4 +428,62 @@ export interface DagRunStatus {
    * first): `runId` names that run, `state` is its state then, and nothing ran again.
    */
   existing?: true;
+  /** Alerts of the run (set when the DAG has alert callbacks or an SLA). */
+  alerts?: RunAlertsStatus;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Alerts
+
+/**
+ * The name of an activity to call with a `TaskAlert`, or several. Activities, not functions: the DAG is plain data
+ * sent to the runner. `'tempoflowWebhook'` is built in (a Slack-compatible POST to the worker's
+ * `TEMPOFLOW_WEBHOOK_URL`).
+ */
+export type AlertCallbacks = string | readonly string[];
+
+export const ALERT_EVENTS = ['failure', 'retry', 'success', 'sla_miss'] as const;
+export type AlertEvent = (typeof ALERT_EVENTS)[number];
+
+export interface TaskAlertCallbacks {
+  onFailure?: string[];
+  onRetry?: string[];
+  onSuccess?: string[];
+}
+
+export interface RunAlertCallbacks {
+  onFailure?: string[];
+  onSuccess?: string[];
+  onSlaMiss?: string[];
+  /** Called for a retry of any task. */
+  onRetry?: string[];
+  slaMs?: number;
+}
+
+/** What an alert callback receives: small JSON. */
+export interface TaskAlert {
+  event: AlertEvent;
+  dagId: string;
+  runId: string;
+  /** Absent for the run's own alerts (failure, success, SLA miss). */
+  taskId?: string;
+  mapIndex?: number;
+  /** The attempt that failed (retry) or the task's last attempt. */
+  attempt?: number;
+  /** The task's state, or the run's. */
+  state: string;
+  /** The error message of a failure or retry. */
+  error?: string;
+  logicalDate: string;
+  /** The run in the Temporal Web UI, when the worker knows its address (`TEMPORAL_UI_URL`). */
+  url?: string;
+}
+
+export interface RunAlertsStatus {
+  /** Alerts sent so far (each calls all of its callbacks). */
+  sent: number;
+  /** When the run missed its SLA. */
+  slaMissedAt?: string;
+  /** Callbacks that failed (the run goes on regardless); the first 50. */
+  errors: { event: AlertEvent; taskId?: string; callback: string; message: string }[];
 }

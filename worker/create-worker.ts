@@ -6,6 +6,7 @@ import type { WorkerOptions } from '@temporalio/worker';
 import { TempoflowError } from '../core/errors';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
 import type { DagSnapshot, ActivityRecord } from '../core/types';
+import { createAlertActivities } from './alerts';
 import { createFrameworkActivities } from './framework-activities';
 import { DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from './settings';
 import { checkActivitiesCover, wrapTaskActivities } from './task-activities';
@@ -59,7 +60,11 @@ export async function createTempoflowWorker(options: TempoflowWorkerOptions): Pr
     namespace: options.namespace ?? DEFAULT_NAMESPACE,
     taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
     ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: BUNDLER_OPTIONS }),
-    activities: { ...wrapTaskActivities(options.activities), ...createFrameworkActivities() },
+    activities: {
+      ...wrapTaskActivities(options.activities),
+      ...createFrameworkActivities(),
+      ...createAlertActivities(options.activities),
+    },
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
     shutdownGraceTime: '10s',
     ...options.workerOptions,

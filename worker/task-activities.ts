@@ -1,5 +1,6 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { alertActivities, WEBHOOK_NOTIFIER } from '../core/alerts';
 import { NonRetryableTaskError, TempoflowError } from '../core/errors';
 import { checkOutputSize } from '../core/task-output';
 import type { ActivityRecord, DagSnapshot, Json, TaskActivity, TaskContext } from '../core/types';
@@ -9,11 +10,14 @@ import type { ActivityRecord, DagSnapshot, Json, TaskActivity, TaskContext } fro
  * than in the middle of a run.
  */
 export function checkActivitiesCover(dags: readonly DagSnapshot[], activities: Record<string, unknown>): void {
-  const missing = dags.flatMap((dag) =>
-    dag.tasks
+  const missing = dags.flatMap((dag) => [
+    ...dag.tasks
       .filter((task) => typeof activities[task.activity] !== 'function')
       .map((task) => `DAG '${dag.id}', task '${task.id}': no activity named '${task.activity}' is registered`),
-  );
+    ...alertActivities(dag)
+      .filter(({ name }) => name !== WEBHOOK_NOTIFIER && typeof activities[name] !== 'function')
+      .map(({ name, where }) => `${where}: no activity named '${name}' is registered`),
+  ]);
   if (missing.length) throw new TempoflowError(missing.join('\n'));
 }
 

@@ -12,6 +12,7 @@ import {
 import { dagRunStateAttribute } from '../core/search-attributes';
 import type { DagRunInput, DagRunStatus } from '../core/types';
 import { DAG_RUN_FAILED, MAP_BATCH_SIZE, MAP_BATCH_WORKFLOW, MAP_INLINE_LIMIT, statusQuery } from './definitions';
+import { RunAlerts } from './alerts';
 import { detailsMarkdown } from './details';
 import { LockClient } from './lock-client';
 import type { HeldLock } from './lock-client';
@@ -34,6 +35,8 @@ export async function dagRun(input: DagRunInput): Promise<DagRunStatus> {
   setHandler(statusQuery, () => run.status);
   const locks = new LockClient(runId);
   upsertSearchAttributes([dagRunStateAttribute('running')]);
+  const alerts = new RunAlerts(input, run, now);
+  alerts.startSla();
 
   const inbox: Outcome[] = [];
   const heldLocks = new Map<string, HeldLock>();
@@ -112,9 +115,14 @@ export async function dagRun(input: DagRunInput): Promise<DagRunStatus> {
     let decisions = nextDecisions(run, now());
     while (!decisions.some((d) => d.kind === 'finish_run')) {
       decisions.forEach(dispatch);
+      alerts.afterStep();
       setCurrentDetails(detailsMarkdown(run.status));
       await condition(() => inbox.length > 0);
-      decisions = inbox.splice(0).flatMap((outcome) => applyOutcome(run, outcome, now()));
+      decisions = inbox.splice(0).flatMap((outcome) => {
+        const followUps = applyOutcome(run, outcome, now());
+        alerts.afterOutcome(outcome, followUps);
+        return followUps;
+      });
       decisions.push(...nextDecisions(run, now()));
     }
     decisions.forEach(dispatch);
@@ -130,6 +138,7 @@ export async function dagRun(input: DagRunInput): Promise<DagRunStatus> {
 
   const { state, failureMessage } = finishRun(run, now());
   upsertSearchAttributes([dagRunStateAttribute(state)]);
+  await alerts.finish(state, failureMessage);
   setCurrentDetails(detailsMarkdown(run.status));
   if (failureMessage !== undefined) {
     throw ApplicationFailure.create({
