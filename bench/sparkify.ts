@@ -1,11 +1,24 @@
 /**
- * `npm run bench`: sparkify_etl on Temporal against the local S3 server, with the worker in its own process,
- * against the floor: the same transformations in one plain DuckDB process on local files.
- *   npm run bench -- --scale small|medium|target      or   --songs N --events M [--days D]
+ * `npm run bench`: sparkify_etl on Temporal, with the worker in its own process, S3 in and out (the local S3
+ * server) and local folders in and out, side by side with its floors: the same transformations in one plain
+ * DuckDB process on local files, and the S3 request floor (every input object read once, every table file written
+ * once, no compute) sent through S3Client and through the lean request path. Ends with each issue-10 target as
+ * PASS or MISS (bench/targets.ts); results go to bench/results/<scale>.json.
+ *   npm run bench -- --scale small|medium|target|large      or   --songs N --events M [--days D]
+ *   --io s3,local (default both)      --work-dir /dev/shm (input, lakes, S3 data and scratch on one file system)
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -26,13 +39,27 @@ import { triggerDagRun, waitForRun } from '../client/runs';
 import { getDag } from '../dags';
 import { startDevServer } from '../services/dev-server';
 import { s3EnvFor, startS3Server } from '../services/s3-server';
+import { check, formatTargets, notMeasured, verdict, type TargetLine } from './targets';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const root = join(import.meta.dirname, '..');
-const SCALES = { small: [1_000, 50_000], medium: [5_000, 250_000], target: [20_000, 1_000_000] } as const;
-const TARGET_RATIO = 1.5;
-const TARGET_RSS = 1.5 * 1024 ** 3;
+const SCALES = {
+  small: [1_000, 50_000],
+  medium: [5_000, 250_000],
+  target: [20_000, 1_000_000],
+  large: [100_000, 10_000_000],
+} as const;
+/** Issue 10's limits. */
+const LIMITS = {
+  localToFloor: 1.2,
+  s3ToRequestFloor: 1.3,
+  largeRssMB: 2048,
+  largeWallToTarget: 10,
+  largeDailyToTarget: 2,
+};
 const FLOOR_RUNS = 3;
+/** Requests in flight for the request floor (as publish's copies). */
+const FLOOR_CONCURRENCY = 32;
 
 const count = (v: string) => {
   const n = Number(v);
@@ -50,8 +77,19 @@ const opts = new Command('bench')
     "one file system for the input, the floor's lake, the S3 server's data and the worker's scratch",
     tmpdir(),
   )
+  .option('--io <modes>', 'runs to make: s3, local or both (comma-separated)', 's3,local')
   .parse()
-  .opts<{ scale: string; songs?: number; events?: number; days: number; memoryLimit: string; workDir: string }>();
+  .opts<{
+    scale: string;
+    songs?: number;
+    events?: number;
+    days: number;
+    memoryLimit: string;
+    workDir: string;
+    io: string;
+  }>();
+const io = new Set(opts.io.split(',').map((m) => m.trim()));
+for (const m of io) if (m !== 's3' && m !== 'local') throw new Error(`unknown --io mode '${m}' (s3, local)`);
 const preset = SCALES[opts.scale as keyof typeof SCALES];
 if (!preset && !(opts.songs && opts.events)) throw new Error(`unknown --scale '${opts.scale}'`);
 const songs = opts.songs ?? preset[0];
@@ -103,8 +141,10 @@ try {
   const s3Env = s3EnvFor(s3);
   const s3Client = createS3Client({ env: s3Env });
   cleanups.push(() => s3Client.destroy());
-  log('uploading the input to the S3 server');
-  await createStore({ s3Client }).uploadDir(input, 's3://bench/input');
+  if (io.has('s3')) {
+    log('uploading the input to the S3 server');
+    await createStore({ s3Client }).uploadDir(input, 's3://bench/input');
+  }
   const taskQueue = `bench-${Date.now()}`;
   mkdirSync(join(work, 'worker'), { recursive: true });
   const worker = await startWorkerProcess(temporal.address, taskQueue, {
@@ -121,126 +161,241 @@ try {
   const connection = await Connection.connect({ address: temporal.address });
   cleanups.push(() => connection.close());
   const client = new Client({ connection });
-  log('tempoflow: sparkify_etl on Temporal, S3 in and out');
-  const cpuBefore = { worker: cpuSecondsOf(worker.pid), s3: cpuSecondsOf(s3.pid) };
-  t = Date.now();
-  const run = await triggerDagRun(client, getDag('sparkify_etl'), {
-    taskQueue,
-    params: { input: 's3://bench/input', output: 's3://bench/lake' },
-  });
-  const status = await waitForRun(run.handle);
-  const dagMs = Date.now() - t;
-  const dagCpu = {
-    worker: cpuSecondsOf(worker.pid) - cpuBefore.worker,
-    s3Server: cpuSecondsOf(s3.pid) - cpuBefore.s3,
-  };
-  if (status.state !== 'success')
-    throw new Error(`the run failed: ${JSON.stringify(status.tasks.filter((x) => x.error))}`);
-  const dagRows = (status.outputs.build_tables as { rows: Record<string, number> }).rows;
-  for (const table of TABLES) {
-    if (dagRows[table] !== floorRows[table])
-      throw new Error(`${table}: DAG ${dagRows[table]} rows, floor ${floorRows[table]}`);
+
+  /** One full sparkify_etl run from `input` to `output`, checked against the floor's row counts. */
+  async function measuredRun(label: string, runInput: string, output: string) {
+    log(`tempoflow: sparkify_etl on Temporal, ${label}`);
+    const cpuBefore = { worker: cpuSecondsOf(worker.pid), s3: cpuSecondsOf(s3.pid) };
+    peakRss = rssOf(worker.pid!);
+    const started = Date.now();
+    const run = await triggerDagRun(client, getDag('sparkify_etl'), { taskQueue, params: { input: runInput, output } });
+    const status = await waitForRun(run.handle);
+    const ms = Date.now() - started;
+    const cpu = { worker: cpuSecondsOf(worker.pid) - cpuBefore.worker, s3Server: cpuSecondsOf(s3.pid) - cpuBefore.s3 };
+    if (status.state !== 'success')
+      throw new Error(`the ${label} run failed: ${JSON.stringify(status.tasks.filter((x) => x.error))}`);
+    const rows = (status.outputs.build_tables as { rows: Record<string, number> }).rows;
+    for (const table of TABLES) {
+      if (rows[table] !== floorRows[table])
+        throw new Error(`${table}: ${label} run ${rows[table]} rows, floor ${floorRows[table]}`);
+    }
+    if (rows.songplays !== expected.nextSongEvents) throw new Error('songplays differ from the generator');
+    const tasks = Object.fromEntries(
+      status.tasks.map((x) => [
+        x.taskId,
+        x.startedAt && x.endedAt ? (Date.parse(x.endedAt) - Date.parse(x.startedAt)) / 1000 : null,
+      ]),
+    );
+    return { ms, cpu, rows, peakRssMB: Math.round(peakRss / 1024 ** 2), tasks };
   }
-  if (dagRows.songplays !== expected.nextSongEvents) throw new Error('songplays differ from the generator');
+
+  const s3Run = io.has('s3') ? await measuredRun('S3 in and out', 's3://bench/input', 's3://bench/lake') : undefined;
 
   // The daily loop: one day's interval run on the lake just built (songs unchanged, one partition merged).
-  log('tempoflow: one daily interval run on that lake');
-  t = Date.now();
-  const day = { start: '2018-11-15T00:00:00.000Z', end: '2018-11-16T00:00:00.000Z' };
-  const daily = await waitForRun(
-    (
-      await triggerDagRun(client, getDag('sparkify_etl'), {
-        taskQueue,
-        params: { input: 's3://bench/input', output: 's3://bench/lake' },
-        dataInterval: day,
-      })
-    ).handle,
-  );
-  const dailyMs = Date.now() - t;
-  if (daily.state !== 'success') throw new Error(`the daily run failed: ${JSON.stringify(daily.tasks)}`);
-  if (!(daily.outputs.list_inputs as { songsReusedFrom?: string }).songsReusedFrom)
-    throw new Error('the daily run rebuilt songs');
+  let dailyMs: number | undefined;
+  if (s3Run) {
+    log('tempoflow: one daily interval run on that lake');
+    t = Date.now();
+    const day = { start: '2018-11-15T00:00:00.000Z', end: '2018-11-16T00:00:00.000Z' };
+    const daily = await waitForRun(
+      (
+        await triggerDagRun(client, getDag('sparkify_etl'), {
+          taskQueue,
+          params: { input: 's3://bench/input', output: 's3://bench/lake' },
+          dataInterval: day,
+        })
+      ).handle,
+    );
+    dailyMs = Date.now() - t;
+    if (daily.state !== 'success') throw new Error(`the daily run failed: ${JSON.stringify(daily.tasks)}`);
+    if (!(daily.outputs.list_inputs as { songsReusedFrom?: string }).songsReusedFrom)
+      throw new Error('the daily run rebuilt songs');
+  }
 
-  // The S3 I/O floor: the requests any pipeline with this input and this layout must make (each input object
-  // read once, each table file written once), with no compute at all. The DAG cannot beat it.
-  log('S3 I/O floor: read every input object, write every file of the floor lake');
-  const ioCpuBefore = { client: process.cpuUsage(), s3: cpuSecondsOf(s3.pid) };
-  t = Date.now();
-  const store = createStore({ s3Client });
-  await mapLimit(await store.list('s3://bench/input'), 32, (o) => store.read(o.uri));
-  const lakeFiles = readdirSync(floorLake, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
-  await mapLimit(lakeFiles, 32, (e) => {
-    const file = join(e.parentPath, e.name);
-    return store.write(`s3://bench/io-floor/${relative(floorLake, file)}`, { file });
-  });
-  const ioFloorMs = Date.now() - t;
-  const clientCpu = process.cpuUsage(ioCpuBefore.client);
-  const ioFloorCpu = {
-    client: (clientCpu.user + clientCpu.system) / 1e6,
-    s3Server: cpuSecondsOf(s3.pid) - ioCpuBefore.s3,
+  // Local folders in and out, on the worker that has run before (its code warm, as a long-lived worker's is).
+  const localRun = io.has('local')
+    ? await measuredRun('local folders in and out', input, join(work, 'lake'))
+    : undefined;
+
+  // The S3 request floor: the requests any pipeline with this input and this layout must make (each input object
+  // read once, each table file written once), with no compute at all, through each transport.
+  const lakeFiles = readdirSync(floorLake, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
+  const requestFloor = async (transport: 'S3Client' | 'lean') => {
+    log(`S3 request floor through ${transport}: read every input object, write every file of the floor lake`);
+    const store = createStore({ s3Client, leanRequests: transport === 'lean' });
+    const before = { client: process.cpuUsage(), s3: cpuSecondsOf(s3.pid) };
+    const started = Date.now();
+    await mapLimit(await store.list('s3://bench/input'), FLOOR_CONCURRENCY, (o) => store.read(o.uri));
+    await mapLimit(lakeFiles, FLOOR_CONCURRENCY, (file) =>
+      store.write(`s3://bench/request-floor-${transport}/${relative(floorLake, file)}`, { file }),
+    );
+    const ms = Date.now() - started;
+    const clientCpu = process.cpuUsage(before.client);
+    return {
+      ms,
+      cpu: { client: (clientCpu.user + clientCpu.system) / 1e6, s3Server: cpuSecondsOf(s3.pid) - before.s3 },
+    };
   };
+  const floors = io.has('s3')
+    ? { s3Client: await requestFloor('S3Client'), lean: await requestFloor('lean') }
+    : undefined;
 
-  const ratio = dagMs / floorMs;
   const result = {
     scale: name,
     songs,
     events,
     days: opts.days,
     inputMB: +(inputBytes / 1e6).toFixed(1),
-    rows: dagRows,
-    dagSeconds: +(dagMs / 1000).toFixed(2),
+    rows: s3Run?.rows ?? localRun?.rows,
     floorSeconds: +(floorMs / 1000).toFixed(2),
-    dailyRunSeconds: +(dailyMs / 1000).toFixed(2),
-    s3IoFloorSeconds: +(ioFloorMs / 1000).toFixed(2),
-    s3Requests: { inputObjects: fileCount(input), tableFiles: lakeFiles.length },
-    /** CPU seconds (user + system) spent by each process during the DAG run and during the S3 I/O floor. */
-    cpuSeconds: { dag: round(dagCpu), s3IoFloor: round(ioFloorCpu) },
+    s3: s3Run && {
+      seconds: +(s3Run.ms / 1000).toFixed(2),
+      ratioToFloor: +(s3Run.ms / floorMs).toFixed(2),
+      ratioToRequestFloor: floors && +(s3Run.ms / floors.lean.ms).toFixed(2),
+      dailyRunSeconds: dailyMs && +(dailyMs / 1000).toFixed(2),
+      /** CPU seconds (user + system) of the worker and the S3 server during the run. */
+      cpuSeconds: round(s3Run.cpu),
+      peakWorkerRssMB: s3Run.peakRssMB,
+      eventsPerSecond: Math.round(events / (s3Run.ms / 1000)),
+      tasks: s3Run.tasks,
+    },
+    local: localRun && {
+      seconds: +(localRun.ms / 1000).toFixed(2),
+      ratioToFloor: +(localRun.ms / floorMs).toFixed(2),
+      cpuSeconds: { worker: +localRun.cpu.worker.toFixed(1) },
+      peakWorkerRssMB: localRun.peakRssMB,
+      tasks: localRun.tasks,
+    },
+    /** The S3 request floor through each transport: seconds, and CPU seconds of this client and the S3 server. */
+    requestFloor: floors && {
+      requests: { inputObjects: fileCount(input), tableFiles: lakeFiles.length },
+      concurrency: FLOOR_CONCURRENCY,
+      s3Client: { seconds: +(floors.s3Client.ms / 1000).toFixed(2), cpuSeconds: round(floors.s3Client.cpu) },
+      lean: { seconds: +(floors.lean.ms / 1000).toFixed(2), cpuSeconds: round(floors.lean.cpu) },
+    },
     workDir: opts.workDir,
-    ratioToFloor: +ratio.toFixed(2),
-    eventsPerSecond: Math.round(events / (dagMs / 1000)),
-    mbPerSecond: +(inputBytes / 1e6 / (dagMs / 1000)).toFixed(1),
-    peakWorkerRssMB: Math.round(peakRss / 1024 ** 2),
-    tasks: Object.fromEntries(
-      status.tasks.map((x) => [
-        x.taskId,
-        x.startedAt && x.endedAt ? (Date.parse(x.endedAt) - Date.parse(x.startedAt)) / 1000 : null,
-      ]),
-    ),
+    targets: [] as (TargetLine & { verdict: string })[],
   };
+
+  // The targets. A large run is judged against the target scale's recorded results.
+  const targetResults = join(root, 'bench', 'results', 'target.json');
+  const atTarget = existsSync(targetResults)
+    ? (JSON.parse(readFileSync(targetResults, 'utf8')) as Partial<typeof result>)
+    : undefined;
+  const x = (a: number, b: number) => `${seconds(a)} = ${(a / b).toFixed(2)} × ${seconds(b)}`;
+  const lines: TargetLine[] = [];
+  lines.push(
+    localRun
+      ? check(
+          '1 local: wall ≤ 1.2 × DuckDB floor',
+          localRun.ms / floorMs,
+          LIMITS.localToFloor,
+          x(localRun.ms, floorMs),
+          '≤ 1.2 ×',
+        )
+      : notMeasured('1 local: wall ≤ 1.2 × DuckDB floor', 'not run (--io without local)', '≤ 1.2 ×'),
+    s3Run && floors
+      ? check(
+          '2 S3: wall ≤ 1.3 × lean request floor',
+          s3Run.ms / floors.lean.ms,
+          LIMITS.s3ToRequestFloor,
+          x(s3Run.ms, floors.lean.ms),
+          '≤ 1.3 ×',
+        )
+      : notMeasured('2 S3: wall ≤ 1.3 × lean request floor', 'not run (--io without s3)', '≤ 1.3 ×'),
+  );
+  const large = opts.scale === 'large' && !opts.songs && !opts.events;
+  const largeOnly = (target: string, limit: string, measure: () => TargetLine | undefined): TargetLine =>
+    !large
+      ? notMeasured(target, 'needs --scale large', limit)
+      : (measure() ?? notMeasured(target, 'needs S3 results of --scale target in bench/results/target.json', limit));
+  const peakMB = Math.max(s3Run?.peakRssMB ?? 0, localRun?.peakRssMB ?? 0);
+  lines.push(
+    largeOnly('3 large: worker peak RSS ≤ 2 GB', '≤ 2048 MB', () =>
+      check('3 large: worker peak RSS ≤ 2 GB', peakMB, LIMITS.largeRssMB, `${peakMB} MB`, '≤ 2048 MB'),
+    ),
+    largeOnly('3 large: wall ≤ 10 × target scale', '≤ 10 ×', () => {
+      const base = atTarget?.s3?.seconds;
+      if (!s3Run || !base) return undefined;
+      return check(
+        '3 large: wall ≤ 10 × target scale',
+        s3Run.ms / 1000 / base,
+        LIMITS.largeWallToTarget,
+        x(s3Run.ms, base * 1000),
+        '≤ 10 ×',
+      );
+    }),
+    largeOnly("3 large: ratio to floor ≤ target scale's", "≤ target's", () => {
+      const base = atTarget?.s3?.ratioToFloor;
+      if (!s3Run || !base) return undefined;
+      const ratio = s3Run.ms / floorMs;
+      return check(
+        "3 large: ratio to floor ≤ target scale's",
+        ratio,
+        base,
+        `${ratio.toFixed(2)} vs ${base}`,
+        `≤ ${base}`,
+      );
+    }),
+    largeOnly('4 daily run on large lake ≤ 2 × on target lake', '≤ 2 ×', () => {
+      const base = atTarget?.s3?.dailyRunSeconds;
+      if (!dailyMs || !base) return undefined;
+      return check(
+        '4 daily run on large lake ≤ 2 × on target lake',
+        dailyMs / 1000 / base,
+        LIMITS.largeDailyToTarget,
+        x(dailyMs, base * 1000),
+        '≤ 2 ×',
+      );
+    }),
+  );
+  // Hook for the other bench modes (issue 10 items 5 and 6: --workers, --framework): append their TargetLines
+  // here, e.g. `lines.push(...(await frameworkTargets(...)))` from bench/framework.ts; they print and are saved
+  // with the rest.
+  result.targets = lines.map((l) => ({ ...l, verdict: verdict(l) }));
+
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(join(root, 'bench', 'results', `${name}.json`), JSON.stringify(result, null, 2) + '\n');
 
-  const table = new Table({ head: ['', 'tempoflow (Temporal + S3)', 'floor (DuckDB, local)', 'target'] });
-  table.push(
-    ['wall time', seconds(dagMs), seconds(floorMs), ''],
-    ['one daily run after it', seconds(dailyMs), '', ''],
-    [
-      'S3 I/O floor (no compute)',
-      `${seconds(ioFloorMs)}: ${(ioFloorMs / floorMs).toFixed(2)} × floor`,
-      '',
-      ioFloorMs / floorMs > TARGET_RATIO ? `alone over ${TARGET_RATIO} × floor` : '',
-    ],
-    [
-      'CPU seconds',
-      `worker ${dagCpu.worker.toFixed(0)}, S3 server ${dagCpu.s3Server.toFixed(0)}`,
-      '',
-      `I/O floor: client ${ioFloorCpu.client.toFixed(0)}, S3 server ${ioFloorCpu.s3Server.toFixed(0)}`,
-    ],
-    ['ratio to floor', ratio.toFixed(2), '1.00', `≤ ${TARGET_RATIO} ${ratio <= TARGET_RATIO ? 'PASS' : 'MISS'}`],
-    [
-      'events/s',
-      result.eventsPerSecond.toLocaleString('en-US'),
-      Math.round(events / (floorMs / 1000)).toLocaleString('en-US'),
-      '',
-    ],
-    ['input MB/s', String(result.mbPerSecond), (inputBytes / 1e6 / (floorMs / 1000)).toFixed(1), ''],
-    ['peak worker RSS', `${result.peakWorkerRssMB} MB`, '', `≤ 1536 MB ${peakRss <= TARGET_RSS ? 'PASS' : 'MISS'}`],
-  );
+  const table = new Table({ head: ['', 'wall', 'ratio', 'CPU seconds', 'peak worker RSS'] });
+  table.push(['DuckDB floor (one process, local)', seconds(floorMs), '1.00', '', '']);
+  if (localRun) {
+    table.push([
+      'tempoflow, local folders',
+      seconds(localRun.ms),
+      `${(localRun.ms / floorMs).toFixed(2)} × floor`,
+      `worker ${localRun.cpu.worker.toFixed(0)}`,
+      `${localRun.peakRssMB} MB`,
+    ]);
+  }
+  if (s3Run && floors) {
+    table.push(
+      [
+        'tempoflow, S3 in and out',
+        seconds(s3Run.ms),
+        `${(s3Run.ms / floors.lean.ms).toFixed(2)} × request floor, ${(s3Run.ms / floorMs).toFixed(2)} × floor`,
+        `worker ${s3Run.cpu.worker.toFixed(0)}, S3 server ${s3Run.cpu.s3Server.toFixed(0)}`,
+        `${s3Run.peakRssMB} MB`,
+      ],
+      ['  one daily run after it', seconds(dailyMs ?? NaN), '', '', ''],
+      ...(['s3Client', 'lean'] as const).map((k) => [
+        `S3 request floor, ${k === 'lean' ? 'lean path' : 'S3Client'}`,
+        seconds(floors[k].ms),
+        `${(floors[k].ms / floorMs).toFixed(2)} × floor`,
+        `client ${floors[k].cpu.client.toFixed(0)}, S3 server ${floors[k].cpu.s3Server.toFixed(0)}`,
+        '',
+      ]),
+    );
+  }
   console.log(
     `\nsparkify_etl, ${name}: ${songs.toLocaleString('en-US')} song files, ${events.toLocaleString('en-US')} events, ${result.inputMB} MB`,
   );
   console.log(table.toString());
-  console.log(`task seconds: ${JSON.stringify(result.tasks)}`);
+  if (s3Run) console.log(`S3 run task seconds: ${JSON.stringify(s3Run.tasks)}`);
+  if (localRun) console.log(`local run task seconds: ${JSON.stringify(localRun.tasks)}`);
+  console.log(`\nissue 10 targets:\n${formatTargets(lines)}`);
 } finally {
   for (const fn of cleanups.reverse()) await fn();
 }
