@@ -3,9 +3,8 @@ import tseslint from 'typescript-eslint';
 
 /** Application code (this repository's DAGs and activities, or a project's): never imported by the framework. */
 const APPLICATION_CODE = {
-  group: ['../', '../../'].flatMap((up) =>
-    ['dags', 'activities', 'tempoflow.config*'].flatMap((d) => [up + d, `${up}${d}/**`]),
-  ),
+  // activities/storage/ excepted: the storage layer (S3 or a folder) holds no application code; task logs use it.
+  regex: '^(\\.\\./){1,2}(dags|tempoflow\\.config[^/]*|activities(?!/storage/))(/.*)?$',
   message: 'Framework code imports no DAG or activity: register them in tempoflow.config.ts (defineProject).',
 };
 

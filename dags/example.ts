@@ -4,6 +4,8 @@ import { defineDag } from '../core/dag';
 export const exampleFanout = defineDag({
   id: 'example_fanout',
   description: 'Squares numbers in parallel, retries a flaky source, then branches on the total',
+  // Alerts go to TEMPOFLOW_WEBHOOK_URL when the worker has it (else the notifier logs and sends nothing).
+  onFailure: 'tempoflowWebhook',
   params: {
     count: { type: 'integer', default: 10, min: 0, max: 100_000, description: 'how many numbers to square' },
     threshold: { type: 'integer', default: 500, description: 'totals above this take the big report' },

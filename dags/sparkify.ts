@@ -13,6 +13,10 @@ import { defineDag } from '../core/dag';
 export const sparkifyDag = defineDag({
   id: 'sparkify_etl',
   description: 'Builds the Sparkify star schema (songs, artists, users, time, songplays) from song and event JSON',
+  // Alerts go to TEMPOFLOW_WEBHOOK_URL when the worker has it (else the notifier logs and sends nothing).
+  onFailure: 'tempoflowWebhook',
+  sla: '2h',
+  onSlaMiss: 'tempoflowWebhook',
   params: {
     input: {
       type: 'string',

@@ -28,6 +28,8 @@ const PACKED_SOURCES = [
   'client',
   'testing',
   'services',
+  // The storage layer the worker keeps task logs through (no application code).
+  'activities/storage',
   'scripts/build.ts',
   'docs/own-project.md',
 ];

@@ -28,7 +28,13 @@ export interface TestWorkerContext {
 
 /** Runs `fn` while a worker for `dags` and `activities` polls a fresh task queue on the test server. */
 export async function withTestWorker<T>(
-  options: { dags: readonly DagSnapshot[]; activities: ActivityRecord; maxConcurrentActivities?: number },
+  options: {
+    dags: readonly DagSnapshot[];
+    activities: ActivityRecord;
+    maxConcurrentActivities?: number;
+    /** Where the worker keeps task logs. */
+    logLocation?: string;
+  },
   fn: (ctx: TestWorkerContext) => Promise<T>,
 ): Promise<T> {
   if (!runtimeInstalled) {
@@ -51,6 +57,7 @@ export async function withTestWorker<T>(
       dags: options.dags,
       activities: options.activities,
       maxConcurrentActivities: options.maxConcurrentActivities ?? 20,
+      ...(options.logLocation ? { logLocation: options.logLocation } : {}),
       workflowBundle: await workflowBundle(),
       workerOptions: { shutdownGraceTime: '1s' },
     });

@@ -10,6 +10,7 @@ import { createAlertActivities } from './alerts';
 import { createFrameworkActivities } from './framework-activities';
 import { DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from './settings';
 import { checkActivitiesCover, wrapTaskActivities } from './task-activities';
+import { TaskLogs } from './task-logs';
 import type { TemporalConnectionConfig } from './temporal-config';
 
 /** True for the gRPC statuses an operator call ends with where the caller may not make it. */
@@ -46,6 +47,8 @@ export interface TempoflowWorkerOptions {
   maxConcurrentActivities?: number;
   /** Use a prebuilt workflow bundle (`npm run build`, or `bundleWorkflowCode`) instead of bundling at start. */
   workflowBundle?: { codePath: string } | { code: string };
+  /** Where task logs are kept (a folder or `s3://bucket/prefix`); none when absent. */
+  logLocation?: string;
   /** Passed through to `Worker.create` (e.g. `shutdownGraceTime`). */
   workerOptions?: Partial<WorkerOptions>;
 }
@@ -61,7 +64,10 @@ export async function createTempoflowWorker(options: TempoflowWorkerOptions): Pr
     taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
     ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: BUNDLER_OPTIONS }),
     activities: {
-      ...wrapTaskActivities(options.activities),
+      ...wrapTaskActivities(
+        options.activities,
+        options.logLocation ? new TaskLogs(options.logLocation) : undefined,
+      ),
       ...createFrameworkActivities(),
       ...createAlertActivities(options.activities),
     },

@@ -74,6 +74,7 @@ export async function startWorker(settings: WorkerSettings, options: StartWorker
       dags,
       activities,
       maxConcurrentActivities: settings.maxConcurrentActivities,
+      ...(settings.logLocation ? { logLocation: settings.logLocation } : {}),
       ...(workflowBundle ? { workflowBundle } : {}),
       ...(options.workerOptions ? { workerOptions: options.workerOptions } : {}),
     });
@@ -105,7 +106,8 @@ export function prebuiltBundleIsStale(): boolean {
 export function describeWorker(settings: WorkerSettings, dags: readonly DagSnapshot[]): string {
   return (
     `tempoflow worker on ${settings.temporal.describe()} · task queue ${settings.taskQueue}` +
-    ` · ${settings.maxConcurrentActivities} concurrent tasks · DAGs: ${dags.map((d) => d.id).join(', ')}`
+    ` · ${settings.maxConcurrentActivities} concurrent tasks · DAGs: ${dags.map((d) => d.id).join(', ')}` +
+    (settings.logLocation ? ` · task logs in ${settings.logLocation}` : '')
   );
 }
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { TempoflowError } from '../core/errors';
 import type { ProjectActivityDeps, ProjectWorkerDefaults } from '../core/project';
+import { resolveLogLocation } from './log-location';
 import { resolveTemporalConfig } from './temporal-config';
 import type { TemporalConnectionConfig } from './temporal-config';
 
@@ -18,6 +19,8 @@ export interface WorkerSettings {
   maxConcurrentActivities: number;
   /** Settings of the DuckDB engine that task activities open (names match `ActivityDeps['duckdb']`). */
   duckdb: DuckDbSettings;
+  /** Where task logs are kept (`--log-location`, `TEMPOFLOW_LOG_LOCATION`); none when unset. */
+  logLocation?: string;
 }
 
 export interface DuckDbSettings {
@@ -38,6 +41,7 @@ export interface WorkerSettingsOverrides {
   duckdbMemoryLimit?: string;
   duckdbThreads?: string | number;
   duckdbTempDir?: string;
+  logLocation?: string;
 }
 
 // Every default of a worker lives here; create-worker.ts, the CLI and its help text import them.
@@ -59,7 +63,7 @@ export const defaultDuckDbThreads = (): number => Math.max(1, os.availableParall
 export const defaultDuckDbTempDir = (): string => path.join(os.tmpdir(), 'tempoflow-duckdb');
 
 /** Settings resolved here; the address and namespace come with the Temporal connection (temporal-config.ts). */
-type OwnSetting = Exclude<keyof WorkerSettingsOverrides, 'address' | 'namespace'>;
+type OwnSetting = Exclude<keyof WorkerSettingsOverrides, 'address' | 'namespace' | 'logLocation'>;
 
 /** Where each setting comes from: its flag and its environment variable (named in error messages). */
 const SOURCES = {
@@ -140,6 +144,13 @@ export function resolveWorkerSettings(
     if (parsed.success) values[key] = parsed.data;
     else problems.push(`${source} ${JSON.stringify(String(raw))}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   }
+  let logLocation: string | undefined;
+  try {
+    logLocation = resolveLogLocation(overrides.logLocation, env, options.project?.logLocation);
+  } catch (err) {
+    if (!(err instanceof TempoflowError)) throw err;
+    problems.push(err.message);
+  }
   if (problems.length || !temporal) throw new TempoflowError(`invalid worker settings: ${problems.join('; ')}`);
   return {
     address: temporal.address,
@@ -152,6 +163,7 @@ export function resolveWorkerSettings(
       threads: values.duckdbThreads as number,
       tempDirectory: values.duckdbTempDir as string,
     },
+    ...(logLocation ? { logLocation } : {}),
   };
 }
 

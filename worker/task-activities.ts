@@ -4,6 +4,7 @@ import { alertActivities, WEBHOOK_NOTIFIER } from '../core/alerts';
 import { NonRetryableTaskError, TempoflowError } from '../core/errors';
 import { checkOutputSize } from '../core/task-output';
 import type { ActivityRecord, DagSnapshot, Json, TaskActivity, TaskContext } from '../core/types';
+import type { TaskLogs } from './task-logs';
 
 /**
  * Checks that every task of every DAG names a registered activity, so a typo fails at worker start rather
@@ -25,11 +26,13 @@ export function checkActivitiesCover(dags: readonly DagSnapshot[], activities: R
  * Wraps task activities with what every task needs: the output size limit, and errors turned into Temporal
  * failures that keep their message and type (non-retryable ones stop the task's retries).
  */
-export function wrapTaskActivities(activities: ActivityRecord): Record<string, (ctx: TaskContext) => Promise<Json>> {
+export function wrapTaskActivities(
+  activities: ActivityRecord,
+  taskLogs?: TaskLogs,
+): Record<string, (ctx: TaskContext) => Promise<Json>> {
   return Object.fromEntries(
-    Object.entries(activities).map(([name, run]) => [
-      name,
-      async (ctx: TaskContext): Promise<Json> => {
+    Object.entries(activities).map(([name, run]) => {
+      const attempt = async (ctx: TaskContext): Promise<Json> => {
         let output: Json;
         try {
           output = (await (run as TaskActivity)(ctx)) ?? null;
@@ -39,8 +42,10 @@ export function wrapTaskActivities(activities: ActivityRecord): Record<string, (
         const tooLarge = checkOutputSize(ctx.taskId, output);
         if (tooLarge) throw ApplicationFailure.nonRetryable(tooLarge.message, tooLarge.type);
         return output;
-      },
-    ]),
+      };
+      // With a log location, the attempt's log lines are kept (task-logs.ts).
+      return [name, (ctx: TaskContext) => (taskLogs ? taskLogs.capture(ctx, () => attempt(ctx)) : attempt(ctx))];
+    }),
   );
 }
 

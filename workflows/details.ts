@@ -13,5 +13,23 @@ export function detailsMarkdown(status: DagRunStatus): string {
     '| task | state | attempts | error |',
     '| --- | --- | --- | --- |',
     ...rows,
+    '',
+    ...alertLines(status),
+    // The log location is a worker setting the runner cannot see: say how to read the logs and where they sit.
+    `task logs: \`tempoflow runs logs '${status.runId}'\` (in the workers' log location, under \`${status.runId}/\`)`,
   ].join('\n');
+}
+
+function alertLines(status: DagRunStatus): string[] {
+  const alerts = status.alerts;
+  if (!alerts) return [];
+  const lines = [
+    `alerts sent: ${alerts.sent}${alerts.slaMissedAt ? ` · **SLA missed** at ${alerts.slaMissedAt}` : ''}`,
+  ];
+  for (const e of alerts.errors.slice(0, 5)) {
+    lines.push(
+      `- alert ${e.event}${e.taskId ? ` of ${e.taskId}` : ''}: ${e.callback} failed: ${e.message.replace(/\s+/g, ' ').slice(0, 120)}`,
+    );
+  }
+  return [...lines, ''];
 }

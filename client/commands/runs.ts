@@ -12,6 +12,7 @@ import type { CliContext } from '../context';
 import { between, colorState, formatInstant, stateCounts, table, taskTable } from '../render';
 import { getRunStatus, listRuns, retryRun, waitForRun } from '../runs';
 import { readLiveRun } from '../watch';
+import { registerRunLogs } from './run-logs';
 import { formatParams } from './trigger';
 
 export function register(program: Command, ctx: CliContext): void {
@@ -101,6 +102,8 @@ export function register(program: Command, ctx: CliContext): void {
       printRun(ctx, final, new Map());
       if (final.state !== 'success') throw new CliExit(1);
     });
+
+  registerRunLogs(group, ctx);
 }
 
 function positiveInt(value: string): number {
@@ -170,6 +173,20 @@ export function printRun(ctx: CliContext, status: DagRunStatus, heartbeats: Map<
     ],
     ['Web UI', ctx.runUrl(status.runId)],
   ];
+  if (status.alerts) {
+    const { sent, slaMissedAt, errors } = status.alerts;
+    const failed = errors.map((e) => `${e.callback} (${e.event}${e.taskId ? ` ${e.taskId}` : ''}): ${e.message}`);
+    rows.push([
+      'alerts',
+      [
+        `${sent} sent`,
+        slaMissedAt && s.yellow(`SLA missed at ${formatInstant(slaMissedAt)}`),
+        ...failed.map((f) => s.red(f)),
+      ]
+        .filter(Boolean)
+        .join(' · '),
+    ]);
+  }
   ctx.out(`${s.bold('run')} ${status.runId}`);
   for (const [k, v] of rows) ctx.out(`  ${s.dim(k.padEnd(14))} ${v}`);
   ctx.out();

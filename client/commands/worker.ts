@@ -13,6 +13,7 @@ interface WorkerFlags {
   duckdbMemoryLimit?: string;
   duckdbThreads?: string;
   duckdbTempDir?: string;
+  logLocation?: string;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -29,6 +30,10 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .option('--duckdb-threads <n>', 'DuckDB threads of each task (env TEMPOFLOW_DUCKDB_THREADS, default: CPU cores)')
     .option('--duckdb-temp-dir <dir>', 'DuckDB spill directory (env TEMPOFLOW_DUCKDB_TEMP_DIR)')
+    .option(
+      '--log-location <folder or s3://bucket/prefix>',
+      'keep task logs there, read with `tempoflow runs logs` (env TEMPOFLOW_LOG_LOCATION)',
+    )
     .action(async (flags: WorkerFlags) => {
       const { runWorker } = await import('../../worker/main');
       const { projectWorkerParts } = await import('../../worker/load-project');
