@@ -381,8 +381,34 @@ type DagIdOf<D> = DefinitionOf<D> extends { id: infer Id extends string } ? Id :
  */
 export type ProjectProblems<Dags extends readonly DagSnapshot[], A> = Dags[number] extends infer D
   ? D extends unknown
-    ? TaskProblem<D, TasksOf<D>, A>
+    ? | TaskProblem<D, TasksOf<D>, A>
+      | CallbackProblem<D, DefinitionOf<D>, 'the DAG', A>
+      | TaskCallbackProblem<D, TasksOf<D>, A>
     : never
+  : never;
+
+/** Alert callbacks the worker registers itself (core/alerts.ts `WEBHOOK_NOTIFIER`). */
+type BuiltinCallback = 'tempoflowWebhook';
+type NamesIn<C> = C extends string ? C : C extends readonly (infer N extends string)[] ? N : never;
+type CallbackNamesOf<X> =
+  | (X extends { onFailure: infer C } ? NamesIn<C> : never)
+  | (X extends { onRetry: infer C } ? NamesIn<C> : never)
+  | (X extends { onSuccess: infer C } ? NamesIn<C> : never)
+  | (X extends { onSlaMiss: infer C } ? NamesIn<C> : never)
+  | (X extends { defaults: infer T } ? CallbackNamesOf<T> : never);
+/** An alert callback (of the DAG, its defaults or a task) that names no activity of the project. */
+type CallbackProblem<D, X, Where extends string, A> =
+  CallbackNamesOf<X> extends infer N
+    ? N extends string
+      ? string extends N
+        ? never
+        : N extends keyof A | BuiltinCallback
+          ? never
+          : `DAG '${DagIdOf<D>}', ${Where}: alert callback '${N}' is not one of the project's activities`
+      : never
+    : never;
+type TaskCallbackProblem<D, T, A> = T extends { id: infer Id extends string }
+  ? CallbackProblem<D, Omit<T, 'defaults'>, `task '${Id}'`, A>
   : never;
 
 export interface TaskError {
