@@ -60,6 +60,7 @@ const taskSchema = z.strictObject({
     .optional(),
   branch: z.boolean().optional(),
   exclusiveBy: z.string().min(1).optional(),
+  preferWorkerOf: z.string().min(1).optional(),
   description: z.string().optional(),
   ...taskOptionsShape,
 });
@@ -138,6 +139,11 @@ export function defineDag<const D extends DagDefinition>(definition: D): Dag<D> 
     if (task.exclusiveBy !== undefined && !(task.exclusiveBy in (dag.params ?? {}))) {
       throw new DagDefinitionError(
         `${label}: exclusiveBy names '${task.exclusiveBy}', which is not a param of the DAG`,
+      );
+    }
+    if (task.preferWorkerOf !== undefined && !upstream.includes(task.preferWorkerOf)) {
+      throw new DagDefinitionError(
+        `${label}: preferWorkerOf names '${task.preferWorkerOf}', which is not an upstream task of it`,
       );
     }
     if (task.exclusiveBy !== undefined && task.map) {
@@ -224,6 +230,7 @@ function snapshotTask(
   if (taskQueue !== undefined) snapshot.taskQueue = taskQueue;
   if (task.description !== undefined) snapshot.description = task.description;
   if (task.exclusiveBy !== undefined) snapshot.exclusiveBy = task.exclusiveBy;
+  if (task.preferWorkerOf !== undefined) snapshot.preferWorkerOf = task.preferWorkerOf;
   if (task.map) {
     snapshot.map = { over: task.map.over, maxActive: Math.min(task.map.maxActive ?? maxActiveTasks, maxActiveTasks) };
     if (task.map.field !== undefined) snapshot.map.field = task.map.field;

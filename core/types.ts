@@ -129,6 +129,12 @@ export interface TaskDefinition extends TaskOptions {
    * `'output'`: publishing to one location is serialized while the rest of the runs go on in parallel).
    */
   exclusiveBy?: string;
+  /**
+   * An upstream task whose worker this task prefers (its cache makes the work cheaper): when that task's output
+   * has a `workerQueue` (its worker's own queue, `ctx.workerQueue`), the first attempt is offered there for a few
+   * seconds, then on the task's usual queue. Only a preference: correctness never depends on it.
+   */
+  preferWorkerOf?: string;
   description?: string;
 }
 
@@ -192,6 +198,7 @@ export interface TaskSnapshot {
   map?: { over: string; field?: string; maxActive: number };
   branch: boolean;
   exclusiveBy?: string;
+  preferWorkerOf?: string;
   /** This task's alert callbacks (its own or the DAG's `defaults`; `onRetry` also lists the DAG's). */
   alerts?: TaskAlertCallbacks;
 }
@@ -256,6 +263,11 @@ export interface TaskContext<P = Record<string, Json>, U = Record<string, Json>,
   upstream: U;
   /** 1 for the first attempt. */
   attempt: number;
+  /**
+   * The task queue only this worker polls, when it has one (`ownTaskQueue` of the worker): returned in an
+   * output as `workerQueue`, downstream tasks with `preferWorkerOf` this task prefer this worker.
+   */
+  workerQueue?: string;
 }
 
 /** An activity that runs a task. It returns small JSON (at most 256 KiB) or nothing. */

@@ -68,19 +68,44 @@ export const sparkifyDag = defineDag({
       map: { over: 'list_inputs', field: 'logChunks', maxActive: 8 },
       description: 'one chunk of daily event files to staging Parquet; bad records to _rejects/',
     },
+    // The build is three tasks so several workers share it: the song side, then each month of plays (mapped),
+    // then users from every month (activities/sparkify/build-partitioned.ts).
     {
-      id: 'build_tables',
-      activity: 'sparkifyBuildTables',
+      id: 'build_songs',
+      activity: 'sparkifyBuildSongs',
       upstream: ['stage_songs', 'stage_logs'],
       // A mapped task with no chunks (e.g. no log file in the interval) is skipped; the tables are still built.
       triggerRule: 'none_failed',
       executionTimeout: '3h',
-      description: 'star schema from the staged data, as Parquet in the final layout under _staging/',
+      description: 'checks the reject rate; songs, artists and the song lookup; lists the months with plays',
     },
-    { id: 'validate', activity: 'sparkifyValidate', upstream: ['build_tables'], description: 'data quality checks' },
+    {
+      id: 'build_plays',
+      activity: 'sparkifyBuildPlays',
+      map: { over: 'build_songs', field: 'months', maxActive: 8 },
+      executionTimeout: '3h',
+      description: 'songplays, time and user_days of one month',
+    },
+    {
+      id: 'build_tables',
+      activity: 'sparkifyBuildTables',
+      upstream: ['build_songs', 'build_plays'],
+      // No month has plays (e.g. an interval without log files): build_plays is skipped, users is still built.
+      triggerRule: 'none_failed',
+      executionTimeout: '3h',
+      description: 'users from every month; the star schema is complete under _staging/',
+    },
+    {
+      id: 'validate',
+      activity: 'sparkifyValidate',
+      upstream: ['build_tables'],
+      preferWorkerOf: 'build_tables',
+      description: 'data quality checks',
+    },
     {
       id: 'publish',
       activity: 'sparkifyPublish',
+      preferWorkerOf: 'validate',
       upstream: ['validate'],
       // Two runs publishing to the same lake take turns.
       exclusiveBy: 'output',

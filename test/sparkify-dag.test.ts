@@ -113,7 +113,8 @@ void describe('the sparkify DAG on the runner', { skip: noTemporal }, () => {
       assert.ok(checks.some((c) => c.name === 'songs and artists kept' && c.passed));
       assert.deepEqual(await Promise.all(TABLES.map((t) => readPublished(store, output, t))), lake);
 
-      // One unreadable line among few records: over 1%, so build_tables fails at once and nothing is published.
+      // One unreadable line among few records: over 1%, so build_songs (the first build task) fails at once and
+      // nothing is published.
       const bad = await tmp('bad');
       await store.copyPrefix(`${input}/song_data`, `${bad}/song_data`);
       await store.write(`${bad}/log_data/2018/11/2018-11-01-events.json`, '{"ts": oops\n{"also": "bad"}\n');
@@ -121,7 +122,7 @@ void describe('the sparkify DAG on the runner', { skip: noTemporal }, () => {
         (await triggerDagRun(client, sparkifyDag, { taskQueue, params: { input: bad, output } })).handle,
       );
       assert.equal(failed.state, 'failed');
-      const build = failed.tasks.find((t) => t.taskId === 'build_tables');
+      const build = failed.tasks.find((t) => t.taskId === 'build_songs');
       assert.equal(build?.state, 'failed');
       assert.equal(build?.attempts, 1, 'bad input is not retried');
       // The song files are the same files (copies of a local folder are hard links): songs are kept, so the

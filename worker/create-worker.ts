@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
@@ -51,6 +53,12 @@ export interface TempoflowWorkerOptions {
   logLocation?: string;
   /** Passed through to `Worker.create` (e.g. `shutdownGraceTime`). */
   workerOptions?: Partial<WorkerOptions>;
+  /**
+   * Also poll a task queue only this worker polls (`true`: `<taskQueue>@<host>-<pid>-<random>`, or the name
+   * given), passed to task activities as `ctx.workerQueue`, so downstream tasks with `preferWorkerOf` can prefer
+   * this worker (its local caches). Its activities have their own slots (`maxConcurrentActivities` again).
+   */
+  ownTaskQueue?: boolean | string;
 }
 
 /** Creates a worker that hosts the runner workflows and the given task activities. */
@@ -58,23 +66,54 @@ export async function createTempoflowWorker(options: TempoflowWorkerOptions): Pr
   checkActivitiesCover(options.dags, options.activities);
   const bundle =
     options.workflowBundle ?? (existsSync(PREBUILT_BUNDLE_PATH) ? { codePath: PREBUILT_BUNDLE_PATH } : undefined);
-  return Worker.create({
+  const taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
+  const ownQueue =
+    options.ownTaskQueue === true
+      ? `${taskQueue}@${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`
+      : options.ownTaskQueue || undefined;
+  const activities = {
+    ...wrapTaskActivities(
+      options.activities,
+      options.logLocation ? new TaskLogs(options.logLocation) : undefined,
+      ownQueue,
+    ),
+    ...createFrameworkActivities(),
+    ...createAlertActivities(options.activities),
+  };
+  const common = {
     connection: options.connection,
     namespace: options.namespace ?? DEFAULT_NAMESPACE,
-    taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
-    ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: BUNDLER_OPTIONS }),
-    activities: {
-      ...wrapTaskActivities(
-        options.activities,
-        options.logLocation ? new TaskLogs(options.logLocation) : undefined,
-      ),
-      ...createFrameworkActivities(),
-      ...createAlertActivities(options.activities),
-    },
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
     shutdownGraceTime: '10s',
+  };
+  const worker = await Worker.create({
+    ...common,
+    taskQueue,
+    ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: BUNDLER_OPTIONS }),
+    activities,
     ...options.workerOptions,
   });
+  if (!ownQueue) return worker;
+  const own = await Worker.create({ ...common, taskQueue: ownQueue, activities, ...options.workerOptions });
+  return withCompanion(worker, own);
+}
+
+/**
+ * The returned worker runs `companion` (its own-queue activity worker) alongside: both start with `run()` (and
+ * so `runUntil`), and the companion shuts down when the worker's run ends, however it ends.
+ */
+function withCompanion(worker: Worker, companion: Worker): Worker {
+  const runMain = worker.run.bind(worker);
+  worker.run = async () => {
+    const companionRun = companion.run();
+    try {
+      await runMain();
+    } finally {
+      if (companion.getState() === 'RUNNING') companion.shutdown();
+      await companionRun;
+    }
+  };
+  return worker;
 }
 
 /**

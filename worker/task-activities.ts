@@ -29,13 +29,14 @@ export function checkActivitiesCover(dags: readonly DagSnapshot[], activities: R
 export function wrapTaskActivities(
   activities: ActivityRecord,
   taskLogs?: TaskLogs,
+  workerQueue?: string,
 ): Record<string, (ctx: TaskContext) => Promise<Json>> {
   return Object.fromEntries(
     Object.entries(activities).map(([name, run]) => {
       const attempt = async (ctx: TaskContext): Promise<Json> => {
         let output: Json;
         try {
-          output = (await (run as TaskActivity)(ctx)) ?? null;
+          output = (await (run as TaskActivity)(workerQueue ? { ...ctx, workerQueue } : ctx)) ?? null;
         } catch (err) {
           throw toFailure(err);
         }

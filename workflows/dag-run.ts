@@ -20,7 +20,7 @@ import type { MapBatchInput, MapBatchResult } from './map-batch';
 import { runScheduled } from './scheduled-run';
 import { applyOutcome, cancelRun, createRunState, finishRun, nextDecisions } from './scheduler';
 import type { Decision, Outcome } from './scheduler';
-import { describeError, isNonRetryable, taskActivity } from './task-instance';
+import { describeError, isNonRetryable, runAttempt } from './task-instance';
 
 /**
  * The generic runner: executes one run of any DAG. The DAG arrives whole in the input, so the history records
@@ -64,7 +64,7 @@ export async function dagRun(input: DagRunInput): Promise<DagRunStatus> {
       case 'start_attempt': {
         const { taskId, unit, ctx } = decision;
         return settle(
-          taskActivity(decision.task, ctx.mapIndex)(ctx),
+          runAttempt(decision.task, ctx),
           (output) => ({ kind: 'attempt_succeeded', taskId, unit, output: output ?? null }),
           (err) => ({
             kind: 'attempt_failed',

@@ -3,6 +3,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   isCancellation,
+  patched,
   proxyActivities,
   sleep,
   TimeoutFailure,
@@ -29,7 +30,7 @@ export async function runTaskInstance(
     status.startedAt ??= new Date().toISOString();
     onChange();
     try {
-      const output = await activity({ ...ctx, attempt });
+      const output = await runAttempt(task, { ...ctx, attempt }, activity);
       status.state = 'success';
       delete status.error;
       return output ?? null;
@@ -52,15 +53,69 @@ export async function runTaskInstance(
 }
 
 /** The activity of one attempt of a task instance: the runner drives retries, so Temporal makes one attempt. */
-export function taskActivity(task: TaskSnapshot, mapIndex: number | undefined): (ctx: TaskContext) => Promise<Json> {
+export function taskActivity(
+  task: TaskSnapshot,
+  mapIndex: number | undefined,
+  preferred?: { taskQueue: string; scheduleToStartMs: number },
+): (ctx: TaskContext) => Promise<Json> {
   return proxyActivities<Record<string, (ctx: TaskContext) => Promise<Json>>>({
     startToCloseTimeout: task.executionTimeoutMs,
     heartbeatTimeout: task.heartbeatTimeoutMs,
-    taskQueue: task.taskQueue,
+    taskQueue: preferred?.taskQueue ?? task.taskQueue,
+    ...(preferred ? { scheduleToStartTimeout: preferred.scheduleToStartMs } : {}),
     retry: { maximumAttempts: 1 },
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     summary: mapIndex === undefined ? `task ${task.id}` : `task ${task.id} [${mapIndex}]`,
   })[task.activity]!;
+}
+
+/**
+ * One attempt of a task instance: a first attempt of a task with `preferWorkerOf` is offered to that worker's own
+ * queue first; otherwise (and when that worker does not take it) it runs on the task's queue.
+ */
+export async function runAttempt(
+  task: TaskSnapshot,
+  ctx: TaskContext,
+  activity = taskActivity(task, ctx.mapIndex),
+): Promise<Json> {
+  const preferred = ctx.attempt === 1 ? preferredQueue(task, ctx) : undefined;
+  const offered = preferred ? await onPreferredWorker(task, ctx.mapIndex, preferred, ctx) : NOT_TAKEN;
+  return offered !== NOT_TAKEN ? offered : activity(ctx);
+}
+
+/** How long a first attempt waits for the preferred worker before it goes to the task's usual queue. */
+export const PREFERRED_WORKER_WAIT_MS = 5_000;
+const NOT_TAKEN = Symbol('not taken');
+
+/**
+ * The worker queue named by the output of the task's `preferWorkerOf` upstream (its `workerQueue`), if any.
+ * Recorded histories have no such tasks; `patched` marks the histories that offer attempts this way.
+ */
+function preferredQueue(task: TaskSnapshot, ctx: Omit<TaskContext, 'attempt'>): string | undefined {
+  if (!task.preferWorkerOf) return undefined;
+  const out = ctx.upstream[task.preferWorkerOf];
+  const queue = out && typeof out === 'object' && !Array.isArray(out) ? out.workerQueue : undefined;
+  if (typeof queue !== 'string' || queue === task.taskQueue) return undefined;
+  return patched('tempoflow-prefer-worker') ? queue : undefined;
+}
+
+/**
+ * Offers the attempt to one worker's own queue. A worker that is gone (or busy) never starts it, and after
+ * `PREFERRED_WORKER_WAIT_MS` the attempt runs on the shared queue instead; any other outcome is the attempt's.
+ */
+async function onPreferredWorker(
+  task: TaskSnapshot,
+  mapIndex: number | undefined,
+  queue: string,
+  ctx: TaskContext,
+): Promise<Json | typeof NOT_TAKEN> {
+  try {
+    return await taskActivity(task, mapIndex, { taskQueue: queue, scheduleToStartMs: PREFERRED_WORKER_WAIT_MS })(ctx);
+  } catch (err) {
+    const root = taskFailure(err);
+    if (root instanceof TimeoutFailure && String(root.timeoutType) === 'SCHEDULE_TO_START') return NOT_TAKEN;
+    throw err;
+  }
 }
 
 /** Marks an instance whose failure is already recorded in its status. */

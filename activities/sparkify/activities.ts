@@ -4,7 +4,15 @@ import type { Json, TaskActivity, TaskContext } from '../../core/types';
 import { keepAlive, reportProgress } from '../heartbeat';
 import type { LeaseOptions } from '../storage/lease';
 import type { Store } from '../storage/store';
-import { type BuildTablesResult, buildTables } from './build-tables';
+import type { BuildTablesResult } from './build-tables';
+import {
+  type BuildMonthResult,
+  type BuildSongsResult,
+  type PlayMonth,
+  buildPlayMonth,
+  buildSongs,
+  finishBuild,
+} from './build-partitioned';
 import type { DuckDbSettings } from './duckdb';
 import { InputDataError } from './errors';
 import { listInputs } from './list-inputs';
@@ -127,6 +135,13 @@ export function createSparkifyActivities(deps: SparkifyActivityDeps) {
     duckdb,
     ...temporal(),
   });
+  const buildArgs = (ctx: TaskContext) => ({
+    store,
+    output: stringParam(ctx, 'output'),
+    runId: ctx.runId,
+    duckdb,
+    ...temporal(),
+  });
   return {
     sparkifyListInputs: userErrors(async (ctx) => {
       // This worker's files of an earlier execution of the run must not be taken for this one's.
@@ -146,18 +161,27 @@ export function createSparkifyActivities(deps: SparkifyActivityDeps) {
     sparkifyStageSongs: userErrors(async (ctx) => json(await stageSongs(stageArgs(ctx)))),
     sparkifyStageLogs: userErrors(async (ctx) => json(await stageLogs(stageArgs(ctx)))),
 
-    sparkifyBuildTables: userErrors(async (ctx) => {
+    // The build in three tasks, so several workers share it (build-partitioned.ts).
+    sparkifyBuildSongs: userErrors(async (ctx) => {
       const results = stageResults(ctx);
       const verdict = assessRejects(results, maxRejectRate(ctx));
       if (!verdict.passed) throw new NonRetryableTaskError(verdict.message, 'RejectRateError');
-      const built: BuildTablesResult = await buildTables({
-        store,
-        output: stringParam(ctx, 'output'),
-        runId: ctx.runId,
-        duckdb,
-        ...temporal(),
-      });
-      return json({ ...built, stageTotals: totals(results), rejects: verdict });
+      const songs = await buildSongs({ ...buildArgs(ctx), stageResults: results });
+      return json({ ...songs, stageTotals: totals(results), rejects: verdict });
+    }),
+
+    sparkifyBuildPlays: userErrors(async (ctx) =>
+      json(await buildPlayMonth({ ...buildArgs(ctx), month: playMonthItem(ctx) })),
+    ),
+
+    sparkifyBuildTables: userErrors(async (ctx) => {
+      const songs = upstreamOf<BuildSongsResult & { stageTotals: StageTotals[]; rejects: Json }>(ctx, 'months');
+      const months = Object.values(ctx.upstream)
+        .flatMap((v) => (Array.isArray(v) ? v : []))
+        .filter((m): m is BuildMonthResult & Json => typeof m === 'object' && m !== null && 'month' in m);
+      const built: BuildTablesResult = await finishBuild({ ...buildArgs(ctx), songs, months });
+      // validate and publish prefer this worker: its run cache holds users, every month's user_days and more.
+      return json({ ...built, stageTotals: songs.stageTotals, rejects: songs.rejects, ...ownQueue(ctx) });
     }),
 
     sparkifyValidate: userErrors(async (ctx) => {
@@ -181,7 +205,8 @@ export function createSparkifyActivities(deps: SparkifyActivityDeps) {
           'QualityCheckFailed',
         );
       }
-      return json(result);
+      // publish prefers this worker: validate mirrored every staged table into its run cache.
+      return json({ ...result, ...ownQueue(ctx) });
     }),
 
     sparkifyPublish: userErrors(async (ctx) =>
@@ -208,4 +233,36 @@ function manifestItem(ctx: TaskContext): string {
     );
   }
   return ctx.item;
+}
+
+function playMonthItem(ctx: TaskContext): PlayMonth {
+  const item = ctx.item as Partial<PlayMonth> | null;
+  const valid =
+    typeof item?.year === 'number' &&
+    typeof item.month === 'number' &&
+    Array.isArray(item.parts) &&
+    typeof item.songLookup === 'string';
+  if (!valid) {
+    throw new NonRetryableTaskError(
+      `task '${ctx.taskId}' must be mapped over play months { year, month, parts, songLookup } (got ${JSON.stringify(ctx.item)})`,
+      'BadItem',
+    );
+  }
+  return item as PlayMonth;
+}
+
+/** The one upstream output with `field` (e.g. build_songs' `months`). */
+function upstreamOf<T>(ctx: TaskContext, field: string): T {
+  const found = Object.values(ctx.upstream).find(
+    (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && field in v,
+  );
+  if (!found) {
+    throw new NonRetryableTaskError(`task '${ctx.taskId}' needs an upstream output with '${field}'`, 'BadUpstream');
+  }
+  return found as T;
+}
+
+/** This worker's own task queue, as a hint for downstream tasks (`preferWorkerOf`); nothing when it has none. */
+function ownQueue(ctx: TaskContext): { workerQueue?: string } {
+  return ctx.workerQueue ? { workerQueue: ctx.workerQueue } : {};
 }

@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Store } from '../storage/store';
@@ -11,23 +11,12 @@ import {
   parquetFilesUnder,
   parseSize,
   sqlFileList,
-  sqlFilePath,
   sqlString,
-  withDuckDb,
-  withScratch,
 } from './duckdb';
-import {
-  type LayoutName,
-  type OnProgress,
-  SONG_TABLES,
-  TABLES,
-  type TableName,
-  lakeStatePaths,
-  runPaths,
-  runToken,
-} from './paths';
+import { type LayoutName, type OnProgress, type TableName, runPaths } from './paths';
 import { orderByList, selectList, tableSpec } from './catalog';
-import { assertSongsStillPublished, readSongInput } from './song-state';
+import { type BuildMonthResult, buildPlayMonth, buildSongs, finishBuild } from './build-partitioned';
+import type { StageResult } from './stage';
 import { EVENT_COLUMNS, SONG_COLUMNS, columnsDdl } from './schema';
 
 export interface BuildTablesArgs {
@@ -208,73 +197,21 @@ export async function limitPartitionBuffers(conn: DuckDBConnection, settings: Du
   await conn.run(`SET partitioned_write_flush_threshold = ${Math.max(256, Math.floor(memory / 1e6))}`);
 }
 
-async function countFiles(dir: string): Promise<number> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile() && e.name.endsWith('.parquet')).length;
-}
-
 /**
  * Builds the star schema from the run's staged Parquet and writes each table as Parquet, sorted and
  * hive-partitioned (songs as one sorted file, see LAID_OUT_AT_PUBLISH), to `<output>/_staging/<run>/tables/`
- * (and `user_days` to `_staging/<run>/state/`). The files are written in the worker's run cache first, where
- * validate finds them. When `list_inputs` found the song input unchanged, songs and artists are not built: plays
- * are matched with the lake's persisted song lookup instead. Otherwise the run's lookup goes to
- * `_staging/<run>/` for publish.
+ * (and `user_days` to `_staging/<run>/state/`), keeping the files in the worker's run cache, where validate finds
+ * them. When `list_inputs` found the song input unchanged, songs and artists are not built: plays are matched
+ * with the lake's persisted song lookup instead. Otherwise the run's lookup goes to `_staging/<run>/` for
+ * publish. In one process, the three steps the DAG spreads over workers (build-partitioned.ts).
  */
-export async function buildTables(args: BuildTablesArgs): Promise<BuildTablesResult> {
-  const { store } = args;
-  const paths = runPaths(args.output, args.runId);
-  const settings = args.duckdb ?? {};
-  const cache = runCache(settings, args.runId);
-  const songInput = await readSongInput(store, args.output, args.runId);
-  await assertSongsStillPublished(store, args.output, songInput);
-  return withScratch(settings, 'build', async (dir) => {
-    const staged = await stagedDirs(store, paths, cache, args);
-    const lookupFile = path.join(dir, 'song_lookup.parquet');
-    if (songInput.reusedFrom) await store.download(lakeStatePaths(args.output).songLookup, lookupFile);
-
-    // A retried build replaces the previous attempt's tables whole.
-    const [out, state] = [cache.at('tables'), cache.at('state')];
-    await Promise.all([out, state].map((d) => rm(d, { recursive: true, force: true })));
-    const token = runToken(args.runId);
-    const tables = songInput.reusedFrom ? TABLES.filter((t) => !SONG_TABLES.includes(t)) : TABLES;
-    const rows = await withDuckDb(
-      settings,
-      dir,
-      async (conn) => {
-        await loadStaged(conn, staged);
-        if (songInput.reusedFrom) {
-          await conn.run(`CREATE TABLE song_lookup AS SELECT * FROM read_parquet(${sqlFilePath(lookupFile)})`);
-        } else {
-          await conn.run(SONG_MODEL_SQL);
-          await conn.run(
-            `COPY (SELECT * FROM song_lookup ORDER BY ALL) TO ${sqlString(lookupFile)} (FORMAT parquet, COMPRESSION zstd)`,
-          );
-        }
-        await conn.run(PLAY_MODEL_SQL);
-        await limitPartitionBuffers(conn, settings);
-        const counts: Partial<Record<TableName, number>> = {};
-        for (const t of tables) {
-          await writeTable(conn, t, path.join(out, t), token, { partitioned: !LAID_OUT_AT_PUBLISH.includes(t) });
-          const r = await conn.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM ${t}`);
-          counts[t] = Number(r.getRowObjectsJS()[0]?.n ?? 0);
-        }
-        await writeTable(conn, 'user_days', path.join(state, 'user_days'), token);
-        return counts;
-      },
-      args.signal,
-    );
-
-    await store.deletePrefix(paths.tables);
-    await store.uploadDir(out, paths.tables);
-    await store.deletePrefix(paths.state);
-    await store.uploadDir(state, paths.state);
-    if (!songInput.reusedFrom) await store.write(paths.songLookup, { file: lookupFile });
-    return {
-      rows,
-      files: await countFiles(out),
-      tables: paths.tables,
-      songsReusedFrom: songInput.reusedFrom,
-    };
-  });
+export async function buildTables(
+  args: BuildTablesArgs & { stageResults?: readonly StageResult[] },
+): Promise<BuildTablesResult> {
+  const songs = await buildSongs(args);
+  const months: BuildMonthResult[] = [];
+  for (const month of songs.months) {
+    months.push(await buildPlayMonth({ ...args, month }));
+  }
+  return finishBuild({ ...args, songs, months });
 }

@@ -69,7 +69,7 @@ export async function prepareSparkifyRun(args: PipelineArgs): Promise<Omit<Pipel
   const events = await mapLimit(list.logChunks, p, (manifest) => stageLogs({ ...base, manifest }), signal);
   const rejects = assessRejects([...songs, ...events], args.maxRejectRate);
   if (!rejects.passed) throw new RejectRateError(rejects.message);
-  const build = await buildTables(base);
+  const build = await buildTables({ ...base, stageResults: [...songs, ...events] });
   const quality = await validate({ ...base, stageResults: [...songs, ...events], maxRejectRate: args.maxRejectRate });
   if (!quality.passed) {
     const failed = quality.checks.filter((c) => !c.passed).map((c) => `${c.name} (${c.detail})`);

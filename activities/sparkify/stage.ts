@@ -8,6 +8,7 @@ import { joinUri } from '../storage/uri';
 import { type DuckDbSettings, sqlFileList, sqlString, withDuckDb, withScratch } from './duckdb';
 import { InputDataError } from './errors';
 import { runCache } from './run-cache';
+import { partMonths } from './build-partitioned';
 import type { Manifest } from './list-inputs';
 import { type OnProgress, runPaths } from './paths';
 import {
@@ -52,6 +53,8 @@ export interface StageResult {
   plays: number;
   part: string;
   rejects: string | null;
+  /** Events only: the months (`YYYY-MM`) of the part's plays, so each month's build reads only its parts. */
+  months?: string[];
 }
 
 export type { Reject } from './records';
@@ -203,6 +206,7 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
       plays: files.reduce((a, f) => a + f.plays, 0),
       part,
       rejects: rejected > 0 ? rejectsUri : null,
+      ...(kind === 'events' ? { months: await partMonths(args.duckdb ?? {}, dir, local) } : {}),
     };
   });
 }

@@ -20,6 +20,8 @@ export interface MirrorOptions {
   partSize?: number;
   onProgress?: (p: MirrorProgress) => void;
   signal?: AbortSignal;
+  /** Mirror only these objects (files of other listed objects are kept, files of unlisted ones removed). */
+  include?: (o: ObjectInfo) => boolean;
 }
 
 /**
@@ -37,7 +39,8 @@ export async function mirrorPrefix(
 ): Promise<string> {
   const loc = parseUri(prefixUri);
   if (loc.kind === 'local') return loc.path;
-  const objects = await store.list(prefixUri);
+  const listed = await store.list(prefixUri);
+  const objects = opts.include ? listed.filter(opts.include) : listed;
   const progress: MirrorProgress = {
     filesDone: 0,
     filesTotal: objects.length,
@@ -46,7 +49,7 @@ export async function mirrorPrefix(
   };
   // Every key is checked before anything changes locally: an unsafe one refuses the whole prefix.
   const files = objects.map((o) => ({ o, file: safeLocalPath(localDir, o.key) }));
-  const wanted = new Set(files.map((f) => f.file));
+  const wanted = new Set(listed.map((o) => safeLocalPath(localDir, o.key)));
   for (const file of await listFiles(localDir)) if (!wanted.has(file)) await fs.rm(file, { force: true });
   await mapLimit(
     files,
