@@ -7,7 +7,6 @@
  *   npm run bench -- --scale small|medium|target|large      or   --songs N --events M [--days D]
  *   --io s3,local (default both)      --work-dir /dev/shm (input, lakes, S3 data and scratch on one file system)
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import {
   existsSync,
@@ -40,6 +39,7 @@ import { getDag } from '../dags';
 import { startDevServer } from '../services/dev-server';
 import { s3EnvFor, startS3Server } from '../services/s3-server';
 import { check, formatTargets, notMeasured, verdict, type TargetLine } from './targets';
+import { startBenchWorkers } from './workers';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const root = join(import.meta.dirname, '..');
@@ -78,6 +78,7 @@ const opts = new Command('bench')
     tmpdir(),
   )
   .option('--io <modes>', 'runs to make: s3, local or both (comma-separated)', 's3,local')
+  .option('--workers <n>', 'worker processes, each with its own scratch folder (bench/workers.ts)', count, 1)
   .parse()
   .opts<{
     scale: string;
@@ -87,6 +88,7 @@ const opts = new Command('bench')
     memoryLimit: string;
     workDir: string;
     io: string;
+    workers: number;
   }>();
 const io = new Set(opts.io.split(',').map((m) => m.trim()));
 for (const m of io) if (m !== 's3' && m !== 'local') throw new Error(`unknown --io mode '${m}' (s3, local)`);
@@ -146,16 +148,19 @@ try {
     await createStore({ s3Client }).uploadDir(input, 's3://bench/input');
   }
   const taskQueue = `bench-${Date.now()}`;
-  mkdirSync(join(work, 'worker'), { recursive: true });
-  const worker = await startWorkerProcess(temporal.address, taskQueue, {
-    ...s3Env,
-    TEMPOFLOW_DUCKDB_MEMORY_LIMIT: opts.memoryLimit,
-    TEMPOFLOW_DUCKDB_TEMP_DIR: join(work, 'spill'),
-    TMPDIR: join(work, 'worker'),
+  const workers = await startBenchWorkers(opts.workers, {
+    address: temporal.address,
+    taskQueue,
+    env: {
+      ...s3Env,
+      TEMPOFLOW_DUCKDB_MEMORY_LIMIT: opts.memoryLimit,
+      TEMPOFLOW_DUCKDB_TEMP_DIR: join(work, 'spill'),
+    },
+    scratch: (i) => join(work, i === 0 ? 'worker' : `worker-${i}`),
   });
-  cleanups.push(() => stop(worker));
+  cleanups.push(...workers.processes.map((w) => () => stop(w)));
   let peakRss = 0;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssOf(worker.pid!))), 200);
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, workers.maxRss())), 200);
   cleanups.push(() => clearInterval(sampler));
 
   const connection = await Connection.connect({ address: temporal.address });
@@ -165,13 +170,13 @@ try {
   /** One full sparkify_etl run from `input` to `output`, checked against the floor's row counts. */
   async function measuredRun(label: string, runInput: string, output: string) {
     log(`tempoflow: sparkify_etl on Temporal, ${label}`);
-    const cpuBefore = { worker: cpuSecondsOf(worker.pid), s3: cpuSecondsOf(s3.pid) };
-    peakRss = rssOf(worker.pid!);
+    const cpuBefore = { worker: workers.cpuSeconds(), s3: cpuSecondsOf(s3.pid) };
+    peakRss = workers.maxRss();
     const started = Date.now();
     const run = await triggerDagRun(client, getDag('sparkify_etl'), { taskQueue, params: { input: runInput, output } });
     const status = await waitForRun(run.handle);
     const ms = Date.now() - started;
-    const cpu = { worker: cpuSecondsOf(worker.pid) - cpuBefore.worker, s3Server: cpuSecondsOf(s3.pid) - cpuBefore.s3 };
+    const cpu = { worker: workers.cpuSeconds() - cpuBefore.worker, s3Server: cpuSecondsOf(s3.pid) - cpuBefore.s3 };
     if (status.state !== 'success')
       throw new Error(`the ${label} run failed: ${JSON.stringify(status.tasks.filter((x) => x.error))}`);
     const rows = (status.outputs.build_tables as { rows: Record<string, number> }).rows;
@@ -442,23 +447,6 @@ async function floor(input: string, out: string): Promise<Record<string, number>
   }
 }
 
-function startWorkerProcess(address: string, taskQueue: string, env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [join(root, 'bin/tempoflow.js'), 'worker', '--address', address, '--task-queue', taskQueue],
-    {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  return new Promise((resolve, reject) => {
-    child.stderr.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('tempoflow worker on')) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`the worker exited with ${code}`)));
-  });
-}
-
 /** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s). */
 function cpuSecondsOf(pid: number | undefined): number {
   try {
@@ -471,15 +459,6 @@ function cpuSecondsOf(pid: number | undefined): number {
 
 function round(values: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, +v.toFixed(1)]));
-}
-
-function rssOf(pid: number): number {
-  try {
-    const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return kb ? Number(kb) * 1024 : 0;
-  } catch {
-    return 0;
-  }
 }
 
 async function stop(child: ChildProcess): Promise<void> {
