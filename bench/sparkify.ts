@@ -39,6 +39,7 @@ import { getDag } from '../dags';
 import { startDevServer } from '../services/dev-server';
 import { s3EnvFor, startS3Server } from '../services/s3-server';
 import { check, formatTargets, notMeasured, verdict, type TargetLine } from './targets';
+import { frameworkBenchMain, frameworkTargets } from './framework';
 import { startBenchWorkers } from './workers';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -60,6 +61,12 @@ const LIMITS = {
 const FLOOR_RUNS = 3;
 /** Requests in flight for the request floor (as publish's copies). */
 const FLOOR_CONCURRENCY = 32;
+
+// `--framework`: only the framework overhead bench (bench/framework.ts), no Sparkify data.
+if (process.argv.includes('--framework')) {
+  await frameworkBenchMain(process.argv);
+  process.exit(0);
+}
 
 const count = (v: string) => {
   const n = Number(v);
@@ -359,6 +366,8 @@ try {
   // Hook for the other bench modes (issue 10 items 5 and 6: --workers, --framework): append their TargetLines
   // here, e.g. `lines.push(...(await frameworkTargets(...)))` from bench/framework.ts; they print and are saved
   // with the rest.
+  log('framework overhead: a 5,000-way map and a 100-task chain of no-op tasks (bench/framework.ts)');
+  lines.push(...(await frameworkTargets({ log: (line) => log(`framework: ${line}`) })).lines);
   result.targets = lines.map((l) => ({ ...l, verdict: verdict(l) }));
 
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });

@@ -28,7 +28,16 @@ export interface DevServerOptions {
   /** Persist to this SQLite file; default: in memory. */
   dbFile?: string;
   namespace?: string;
+  /** Dynamic config values (`--dynamic-config-value KEY=VALUE`, values as JSON), e.g. for benchmarks. */
+  dynamicConfig?: Record<string, string | number | boolean>;
   log?: (message: string) => void;
+}
+
+function dynamicConfigArgs(options: DevServerOptions): string[] {
+  return Object.entries(options.dynamicConfig ?? {}).flatMap(([key, value]) => [
+    '--dynamic-config-value',
+    `${key}=${JSON.stringify(value)}`,
+  ]);
 }
 
 const TYPE_NAMES = { KEYWORD: 'Keyword', DATETIME: 'Datetime' } as const;
@@ -92,6 +101,7 @@ async function startWithCli(
     'warn',
     ...(options.headless ? ['--headless'] : ['--ui-ip', '127.0.0.1', '--ui-port', String(uiPort)]),
     ...(options.dbFile ? ['--db-filename', options.dbFile] : []),
+    ...dynamicConfigArgs(options),
     ...TEMPOFLOW_SEARCH_ATTRIBUTES.flatMap((attribute) => ['--search-attribute', attribute]),
   ];
   // Own process group, so stop() reaches anything it spawns.
@@ -129,6 +139,7 @@ async function startDownloadedServer(
         namespace,
         ...(options.headless ? {} : { ui: true, uiPort }),
         ...(options.dbFile ? { dbFilename: options.dbFile } : {}),
+        extraArgs: dynamicConfigArgs(options),
         searchAttributes: Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) =>
           defineSearchAttributeKey(name, SearchAttributeType[type]),
         ),

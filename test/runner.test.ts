@@ -4,10 +4,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { ParamValidationError } from '../core/errors';
+import { defineDag } from '../core/dag';
+import { NonRetryableTaskError, ParamValidationError } from '../core/errors';
 import type { DagRunStatus, TaskState } from '../core/types';
 import { listRuns, triggerDagRun, waitForRun } from '../client/runs';
 import { statusQuery } from '../workflows/definitions';
+import { LEAN_BATCH_PATCH } from '../workflows/map-batch';
 import {
   bigOutputDag,
   diamondDag,
@@ -237,6 +239,82 @@ describe('runner workflow', () => {
           ...(await Promise.all(children.map((id) => historyLength(client, id)))),
         ];
         for (const length of lengths) assert.ok(length <= 10_240, `a history has ${length} events`);
+      },
+    );
+  });
+
+  it('runs a batch of a large map at most maxActive at once, retrying and collecting failed instances', async () => {
+    // 260 items: more than run inline, so one batch child workflow runs them.
+    const faultsDag = defineDag({
+      id: 'test_map_batch_faults',
+      params: { count: { type: 'integer', default: 260 } },
+      maxActiveTasks: 20,
+      tasks: [
+        { id: 'range', activity: 'testRange' },
+        {
+          id: 'check',
+          activity: 'testBatchItem',
+          map: { over: 'range', maxActive: 20 },
+          retries: 1,
+          retryDelay: '50ms',
+          executionTimeout: '30s',
+        },
+      ],
+    });
+    const attempts = new Map<number, number[]>();
+    let running = 0;
+    let mostAtOnce = 0;
+    const activities = {
+      ...createTestActivities(new EventLog()),
+      testBatchItem: async (ctx: { item?: unknown; attempt: number }) => {
+        const item = ctx.item as number;
+        attempts.set(item, [...(attempts.get(item) ?? []), ctx.attempt]);
+        mostAtOnce = Math.max(mostAtOnce, ++running);
+        try {
+          await delay(5);
+          if (item === 230) throw new NonRetryableTaskError(`item ${item} is bad`, 'BadItem');
+          if (item % 50 === 7 && ctx.attempt === 1) throw new Error(`item ${item} failed once`);
+          return item;
+        } finally {
+          running--;
+        }
+      },
+    };
+    await withTestWorker(
+      { dags: [...dags, faultsDag], activities, maxConcurrentActivities: 50 },
+      async ({ client, taskQueue }) => {
+        const run = await triggerDagRun(client, faultsDag, { taskQueue });
+        const status = await waitForRun(run.handle);
+        assert.equal(status.state, 'failed');
+        const check = task(status, 'check');
+        assert.deepEqual(check.mapped?.states, { success: 259, failed: 1 });
+        assert.deepEqual(
+          check.mapped?.errors.map((e) => [e.mapIndex, e.error.type]),
+          [[230, 'BadItem']],
+        );
+        assert.equal(check.attempts, 2, 'the retried instances made two attempts');
+        assert.deepEqual(
+          [...attempts].filter(([, a]) => a.length > 1).sort(([a], [b]) => a - b),
+          [7, 57, 107, 157, 207, 257].map((item) => [item, [1, 2]]),
+          'each instance that failed once ran again, and only those',
+        );
+        assert.deepEqual(attempts.get(230), [1], 'a non-retryable failure is not retried');
+        assert.equal(attempts.size, 260, 'every instance ran');
+        assert.ok(mostAtOnce <= 20, `at most maxActive at once (saw ${mostAtOnce})`);
+        assert.ok(mostAtOnce > 1, 'instances ran side by side');
+        // The batch ran through the lean loop: its history carries that patch's marker.
+        const batch = await client.workflow.getHandle(`${run.runId}.check.batch-0`).fetchHistory();
+        const patches = (batch.events ?? []).flatMap((e) =>
+          e.markerRecordedEventAttributes?.markerName === 'core_patch'
+            ? Object.values(e.markerRecordedEventAttributes.details ?? {}).flatMap((d) =>
+                (d.payloads ?? []).map((payload) => defaultPayloadConverter.fromPayload(payload)),
+              )
+            : [],
+        );
+        assert.ok(
+          patches.some((p) => (p as { id?: string }).id === LEAN_BATCH_PATCH),
+          `batch history marks ${LEAN_BATCH_PATCH}: ${JSON.stringify(patches)}`,
+        );
       },
     );
   });
