@@ -1,6 +1,6 @@
 /** Plain-text rendering for the CLI: colours (only on terminals), tables, durations, task progress. */
 import Table from 'cli-table3';
-import type { DagRunStatus, TaskState, TaskStatus } from '../core/types';
+import type { DagRunStatus, RunSummary, TaskState, TaskStatus } from '../core/types';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Colours
@@ -269,4 +269,30 @@ export function stateCounts(status: DagRunStatus, style: Style): string {
   const counts = new Map<TaskState, number>();
   for (const t of status.tasks) counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
   return [...counts].map(([state, n]) => `${n} ${colorState(state, style)}`).join(style.dim(' · '));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// A run's summary
+
+/** A run's summary as text: the headline, then each section's rows, in full (values wrap, never cut). */
+export function renderSummary(summary: RunSummary, style: Style): string {
+  const mark =
+    summary.verdict === 'ok'
+      ? style.green('✔')
+      : summary.verdict === 'warning'
+        ? style.yellow('!')
+        : summary.verdict === 'problem'
+          ? style.red('✘')
+          : '•';
+  const lines = [`${mark} ${style.bold(summary.headline)}`];
+  for (const section of summary.sections) {
+    lines.push(`  ${style.bold(section.title)}`);
+    const width = Math.max(0, ...section.rows.map((r) => r.label.length));
+    for (const { label, value } of section.rows) {
+      const [first = '', ...rest] = value.split('\n');
+      lines.push(`    ${style.dim(label.padEnd(width))}  ${first}`);
+      for (const more of rest) lines.push(`    ${' '.repeat(width)}  ${more}`);
+    }
+  }
+  return lines.join('\n');
 }

@@ -164,10 +164,17 @@ export function uniqueRunSuffix(): string {
   return randomUUID().slice(0, 8);
 }
 
-/** The input a run was started with (its DAG snapshot, params and dates), read from its history. */
+/**
+ * The input a run was started with (its DAG snapshot, params and dates): the first event of its history, read
+ * as one page of one event however long the run.
+ */
 export async function getRunInput(client: Client, runId: string): Promise<DagRunInput> {
-  const history = await client.workflow.getHandle(runId).fetchHistory();
-  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+  const { history } = await client.workflowService.getWorkflowExecutionHistory({
+    namespace: client.options.namespace,
+    execution: { workflowId: runId },
+    maximumPageSize: 1,
+  });
+  const started = history?.events?.[0]?.workflowExecutionStartedEventAttributes;
   const payload = started?.input?.payloads?.[0];
   if (!payload) throw new TempoflowError(`run '${runId}' has no recorded input: is it a tempoflow run?`);
   return client.options.loadedDataConverter.payloadConverter.fromPayload<DagRunInput>(payload);

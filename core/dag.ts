@@ -3,6 +3,7 @@ import { dagAlertShape, runAlerts, taskAlertShape, taskAlerts } from './alerts';
 import { durationToMs } from './duration';
 import { DagDefinitionError } from './errors';
 import { registerParamsValidator } from './params';
+import { registerSummary } from './summary';
 import { checkCron } from './schedule';
 import { TRIGGER_RULES } from './types';
 import type { Dag, DagDefinition, DagSnapshot, TaskDefinition, TaskOptions, TaskSnapshot } from './types';
@@ -76,6 +77,9 @@ const dagSchema = z.strictObject({
   tasks: z.array(z.unknown()).min(1, 'a DAG needs at least one task'),
   validateParams: z
     .custom<NonNullable<DagDefinition['validateParams']>>((v) => typeof v === 'function', 'must be a function')
+    .optional(),
+  summary: z
+    .custom<NonNullable<DagDefinition['summary']>>((v) => typeof v === 'function', 'must be a function')
     .optional(),
 });
 
@@ -180,6 +184,7 @@ export function defineDag<const D extends DagDefinition>(definition: D): Dag<D> 
   }
   deepFreeze(snapshot);
   if (dag.validateParams) registerParamsValidator(snapshot, dag.validateParams);
+  if (dag.summary) registerSummary(snapshot, dag.summary);
   return snapshot;
 }
 

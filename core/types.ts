@@ -173,6 +173,20 @@ export interface DagDefinition {
    * check again what they rely on (runs a schedule starts, or older clients, skip this).
    */
   validateParams?: (params: Record<string, Json>) => string[];
+  /**
+   * Shapes how a run's outcome is told (`trigger --wait/--local`, `runs show`, their `--json`): what the run
+   * produced, in the DAG's own terms, from its final status. Code, so not part of the snapshot: the CLI calls it
+   * with the project's DAG. Without it, the summary lists the final tasks' outputs in full.
+   */
+  summary?: (run: DagRunStatus) => RunSummary;
+}
+
+/** A run's outcome told plainly: a headline and titled sections of label/value rows, never truncated. */
+export interface RunSummary {
+  headline: string;
+  /** `ok` or `problem` colours the headline; the run's own state stays what it is. */
+  verdict?: 'ok' | 'warning' | 'problem';
+  sections: { title: string; rows: { label: string; value: string }[] }[];
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -466,6 +480,8 @@ export interface DagRunStatus {
    * first): `runId` names that run, `state` is its state then, and nothing ran again.
    */
   existing?: true;
+  /** The run's summary (`RunSummary`), added by the client from the DAG's `summary` hook; never set by the runner. */
+  summary?: RunSummary;
   /** Alerts of the run (set when the DAG has alert callbacks or an SLA). */
   alerts?: RunAlertsStatus;
 }

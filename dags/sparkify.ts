@@ -1,4 +1,5 @@
 import { inputOutputProblem } from '../activities/sparkify/locations';
+import { sparkifySummary } from '../activities/sparkify/summary';
 import { defineDag } from '../core/dag';
 
 /**
@@ -42,6 +43,8 @@ export const sparkifyDag = defineDag({
     const problem = typeof input === 'string' && typeof output === 'string' && inputOutputProblem(input, output);
     return problem ? [problem] : [];
   },
+  // Rows per table, rejected records (rate, limit, where), the quality verdict and report.
+  summary: sparkifySummary,
   schedule: { cron: '0 0 * * *' },
   // Storage outages are retried (bad data and access errors fail at once, non-retryable): 10 retries 5 s, 10 s,
   // 20 s, then every 30 s wait about 4 minutes in all, on top of the S3 client's own retries, so an S3 outage

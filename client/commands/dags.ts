@@ -1,7 +1,10 @@
 /** `tempoflow dags list` and `tempoflow dags show <dag>`. */
+import { Option } from 'commander';
 import type { Command } from 'commander';
 import type { DagSnapshot, ParamSpec, TaskSnapshot } from '../../core/types';
 import type { CliContext } from '../context';
+import { GRAPH_FORMATS, renderGraph } from '../graph';
+import type { GraphFormat } from '../graph';
 import { formatMsDuration, table, truncate } from '../render';
 import type { Style } from '../render';
 
@@ -24,9 +27,15 @@ export function register(program: Command, ctx: CliContext): void {
     .description('show a DAG: params, tasks and how they depend on each other')
     .argument('<dag>', 'DAG id (see `tempoflow dags list`)')
     .option('--json', 'print the DAG snapshot as JSON')
-    .action((dagId: string, opts: { json?: boolean }) => {
+    .addOption(
+      new Option('--format <format>', 'text, or the graph as Mermaid or Graphviz DOT')
+        .choices(['text', ...GRAPH_FORMATS])
+        .default('text'),
+    )
+    .action((dagId: string, opts: { json?: boolean; format: 'text' | GraphFormat }) => {
       const dag = ctx.getDag(dagId);
       if (opts.json) return ctx.json(dag);
+      if (opts.format !== 'text') return ctx.out(renderGraph(opts.format, dag));
       ctx.out(renderDag(dag, ctx.style));
     });
 }

@@ -3,14 +3,18 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
-import { TempoflowError } from '../../core/errors';
+import { TempoflowError, UnknownDagError } from '../../core/errors';
+import { ProjectError } from '../../core/project';
+import { summarizeRun } from '../../core/summary';
 import { DAG_RUN_STATES } from '../../core/types';
-import type { DagRunState, DagRunStatus } from '../../core/types';
+import type { DagRunState, DagRunStatus, RunSummary } from '../../core/types';
 import type { dagRun } from '../../workflows';
 import { CliExit } from '../context';
 import type { CliContext } from '../context';
-import { between, colorState, formatInstant, stateCounts, table, taskTable } from '../render';
-import { getRunStatus, listRuns, retryRun, waitForRun } from '../runs';
+import { between, colorState, formatInstant, renderSummary, stateCounts, table, taskTable } from '../render';
+import { GRAPH_FORMATS, renderGraph } from '../graph';
+import type { GraphFormat } from '../graph';
+import { getRunInput, getRunStatus, listRuns, retryRun, waitForRun } from '../runs';
 import { readLiveRun } from '../watch';
 import { registerRunLogs } from './run-logs';
 import { formatParams } from './trigger';
@@ -52,11 +56,24 @@ export function register(program: Command, ctx: CliContext): void {
     .description("show a run: its DAG, state, dates, params and every task's state")
     .argument('<runId>', 'run id (see `tempoflow runs list`)')
     .option('--json', 'print the run status as JSON')
-    .action(async (runId: string, opts: { json?: boolean }) => {
+    .addOption(
+      new Option('--format <format>', 'text, or the DAG with task states as Mermaid or Graphviz DOT')
+        .choices(['text', ...GRAPH_FORMATS])
+        .default('text'),
+    )
+    .action(async (runId: string, opts: { json?: boolean; format: 'text' | GraphFormat }) => {
       const client = await ctx.client();
       const { status, heartbeats } = await readRun(ctx, client, runId);
-      if (opts.json) return ctx.json(status);
+      // The graph of what the run ran: its own snapshot, whatever the project's DAG is now.
+      if (opts.format !== 'text')
+        return ctx.out(renderGraph(opts.format, (await getRunInput(client, runId)).dag, status));
+      const summary = summaryOf(ctx, status);
+      if (opts.json) return ctx.json(summary ? { ...status, summary } : status);
       printRun(ctx, status, heartbeats);
+      if (summary) {
+        ctx.out();
+        ctx.out(renderSummary(summary, ctx.style));
+      }
     });
 
   group
@@ -153,6 +170,16 @@ async function readRun(
       `run '${runId}' ended (${description.status.name.toLowerCase()}) without a task status to show: ${(err as Error).message}`,
       { cause: err },
     );
+  }
+}
+
+/** The run's summary from its DAG's hook, when a project here defines the DAG (a run of a removed DAG has none). */
+function summaryOf(ctx: CliContext, status: DagRunStatus): RunSummary | undefined {
+  try {
+    return summarizeRun(ctx.getDag(status.dagId), status);
+  } catch (err) {
+    if (err instanceof UnknownDagError || err instanceof ProjectError) return undefined;
+    throw err;
   }
 }
 

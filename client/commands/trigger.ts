@@ -4,10 +4,11 @@ import type { Client } from '@temporalio/client';
 import { Option } from 'commander';
 import type { Command } from 'commander';
 import { resolveParams } from '../../core/params';
+import { summarizeRun } from '../../core/summary';
 import type { DagRunStatus, DagSnapshot, DataInterval, Json } from '../../core/types';
 import { CliExit, UsageError } from '../context';
 import type { CliContext } from '../context';
-import { formatInstant, between, shortJson, stateCounts, taskTable, truncate } from '../render';
+import { formatInstant, between, renderSummary, stateCounts, taskTable, truncate } from '../render';
 import { normalizeInstant, triggerDagRun, uniqueRunSuffix } from '../runs';
 import type { TriggeredRun } from '../runs';
 import { watchRun } from '../watch';
@@ -230,7 +231,7 @@ async function follow(
 
 /** Prints the final status (or the JSON document) and ends with exit code 1 when the run did not succeed. */
 function finish(ctx: CliContext, dag: DagSnapshot, final: DagRunStatus, flags: Pick<TriggerFlags, 'json'>): void {
-  if (flags.json) ctx.json(final);
+  if (flags.json) ctx.json({ ...final, summary: summarizeRun(dag, final) });
   else printFinal(ctx, dag, final);
   if (final.state !== 'success') throw new CliExit(1);
 }
@@ -243,16 +244,8 @@ export function printFinal(ctx: CliContext, dag: DagSnapshot, final: DagRunStatu
   const took = between(final.startedAt, final.endedAt);
   if (final.state === 'success') {
     ctx.out(`${s.green('✔')} ${s.bold(final.dagId)} run succeeded in ${took} (${stateCounts(final, s)})`);
-    const leaves = dag.tasks.filter((t) => !dag.tasks.some((d) => d.upstream.includes(t.id)));
-    const outputs = leaves.filter((t) => t.id in final.outputs);
-    if (outputs.length) {
-      ctx.out(s.dim('outputs:'));
-      for (const t of outputs) {
-        ctx.out(
-          `  ${t.id}: ${shortJson(final.outputs[t.id], Math.max(40, (ctx.stdout.columns || 120) - t.id.length - 6))}`,
-        );
-      }
-    }
+    ctx.out();
+    ctx.out(renderSummary(summarizeRun(dag, final), s));
     return;
   }
   ctx.out(`${s.red('✘')} ${s.bold(final.dagId)} run ${final.state} after ${took} (${stateCounts(final, s)})`);
@@ -266,6 +259,8 @@ export function printFinal(ctx: CliContext, dag: DagSnapshot, final: DagRunStatu
     if (more > 0) ctx.out(s.dim(`    … and ${more} more`));
   }
   ctx.out(s.dim(`logical date ${formatInstant(final.logicalDate)} · run id ${final.runId}`));
+  ctx.out();
+  ctx.out(renderSummary(summarizeRun(dag, final), s));
 }
 
 /** `--local`: a throwaway dev server and an in-process worker, the run followed to its end, everything stopped. */
