@@ -126,7 +126,10 @@ void describe('project files', () => {
 
   void test('defineProject refuses two DAGs with one id; findDag names the known ones', () => {
     const dag = defineDag({ id: 'twice', tasks: [{ id: 'a', activity: 'x' }] });
-    assert.throws(() => defineProject({ dags: [dag, dag], activities: () => ({ x: async () => null }) }), /two DAGs have the id 'twice'/);
+    assert.throws(
+      () => defineProject({ dags: [dag, dag], activities: () => ({ x: async () => null }) }),
+      /two DAGs have the id 'twice'/,
+    );
     assert.throws(
       () => findDag([dag], 'other'),
       (err: Error) => {
