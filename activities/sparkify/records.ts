@@ -6,9 +6,11 @@
  * this module wrote (no duplicate keys, stray fields or odd number forms ever reach it).
  */
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
+import { RecordScanner } from './record-scan';
 import { type ColumnSpec, EVENT_COLUMNS, SONG_COLUMNS, checkEvent, checkSong } from './schema';
 
 /** The largest record accepted: one line of an event file, or a whole song file. A larger one is a reject. */
@@ -17,6 +19,8 @@ export const MAX_RECORD_BYTES = 1024 * 1024;
 export const RAW_LIMIT = 64 * 1024;
 /** A file's accepted records (or rejects) stay in memory up to this size, then go to a scratch file. */
 const SPILL_BYTES = 256 * 1024;
+/** Accepted records are copied into blocks of this size (fewer, larger writes). */
+const BLOCK_BYTES = 64 * 1024;
 
 export type RecordKind = 'songs' | 'events';
 
@@ -42,8 +46,11 @@ const clipRaw = (bytes: Buffer) =>
 
 /** Lines of accepted JSON or of rejects: in memory while small, in a scratch file past `SPILL_BYTES`. */
 export class SpillBuffer {
-  private lines: string[] = [];
-  private size = 0;
+  /** Filled blocks not yet written to the scratch file (all of them while nothing is spilled). */
+  private blocks: Buffer[] = [];
+  private sealed = 0;
+  private block: Buffer = Buffer.alloc(0);
+  private used = 0;
   private out: WriteStream | undefined;
   private mustDrain = false;
   count = 0;
@@ -51,19 +58,61 @@ export class SpillBuffer {
   /** Without a file, every line stays in memory (small inputs, tests). */
   constructor(private readonly file?: string) {}
 
+  /** One line of text (a reject, or a record re-serialised from its checked values). */
   write(line: string): void {
+    this.reserve(Buffer.byteLength(line) + 1);
+    this.used += this.block.write(line, this.used, 'utf8');
+    this.block[this.used++] = 0x0a;
+    this.added();
+  }
+
+  /**
+   * A raw record, `bytes[0, end)`, ending in its closing `}`: written as it is with `suffix` (more members and
+   * a `}`) in place of that brace, on one line (`\n`/`\r` between tokens become spaces when `flatten`).
+   */
+  writeRecord(bytes: Buffer, end: number, suffix: string, flatten: boolean): void {
+    const body = end - 1;
+    this.reserve(body + suffix.length + 1);
+    const at = this.used;
+    bytes.copy(this.block, at, 0, body);
+    if (flatten) {
+      for (let k = at; k < at + body; k++) {
+        const c = this.block[k];
+        if (c === 0x0a || c === 0x0d) this.block[k] = 0x20;
+      }
+    }
+    this.used += body;
+    this.used += this.block.write(suffix, this.used, 'latin1');
+    this.block[this.used++] = 0x0a;
+    this.added();
+  }
+
+  private reserve(n: number): void {
+    if (this.used + n <= this.block.length) return;
+    this.seal();
+    this.block = Buffer.allocUnsafe(Math.max(BLOCK_BYTES, n));
+  }
+
+  private seal(): void {
+    if (this.used > 0) {
+      this.blocks.push(this.block.subarray(0, this.used));
+      this.sealed += this.used;
+      this.block = this.block.subarray(this.used);
+      this.used = 0;
+    }
+  }
+
+  private added(): void {
     this.count++;
-    if (this.out) {
-      if (!this.out.write(`${line}\n`)) this.mustDrain = true;
-      return;
-    }
-    this.lines.push(line);
-    this.size += line.length + 1;
-    if (this.file && this.size > SPILL_BYTES) {
-      this.out = createWriteStream(this.file);
-      if (!this.out.write(`${this.lines.join('\n')}\n`)) this.mustDrain = true;
-      this.lines = [];
-    }
+    if (this.file && this.sealed + this.used > SPILL_BYTES) this.flush();
+  }
+
+  private flush(): void {
+    this.seal();
+    this.out ??= createWriteStream(this.file as string);
+    for (const b of this.blocks) if (!this.out.write(b)) this.mustDrain = true;
+    this.blocks = [];
+    this.sealed = 0;
   }
 
   /** Waits while the scratch file's stream is full (backpressure for the reader). */
@@ -75,6 +124,7 @@ export class SpillBuffer {
 
   async close(): Promise<void> {
     if (!this.out) return;
+    this.flush();
     const out = this.out;
     await new Promise<void>((resolve, reject) => {
       out.once('error', reject);
@@ -82,13 +132,20 @@ export class SpillBuffer {
     });
   }
 
-  /** The scratch file holding every line, or undefined when they are all in memory (`buffered`). */
+  /** The scratch file holding every line, or undefined when they are all in memory (`bufferedBytes`). */
   get spilledTo(): string | undefined {
     return this.out && this.file;
   }
 
+  /** The lines kept in memory, each ending in a newline. */
+  get bufferedBytes(): Buffer {
+    return Buffer.concat([...this.blocks, this.block.subarray(0, this.used)]);
+  }
+
+  /** The lines kept in memory, as text. */
   get buffered(): readonly string[] {
-    return this.lines;
+    const text = this.bufferedBytes.toString('utf8');
+    return text === '' ? [] : text.slice(0, -1).split('\n');
   }
 }
 
@@ -98,11 +155,11 @@ export class SpillBuffer {
  */
 export async function orderedSegments(buffers: readonly SpillBuffer[], scratch: (i: number) => string) {
   const segments: string[] = [];
-  let group: string[] = [];
+  let group: Buffer[] = [];
   const flush = async () => {
     if (group.length === 0) return;
     const file = scratch(segments.length);
-    await writeLines(file, group);
+    await writeFile(file, group);
     segments.push(file);
     group = [];
   };
@@ -110,8 +167,8 @@ export async function orderedSegments(buffers: readonly SpillBuffer[], scratch: 
     if (b.spilledTo) {
       await flush();
       segments.push(b.spilledTo);
-    } else {
-      group.push(...b.buffered);
+    } else if (b.count > 0) {
+      group.push(b.bufferedBytes);
     }
   }
   await flush();
@@ -124,7 +181,7 @@ export async function concatenate(buffers: readonly SpillBuffer[], file: string)
   for (const b of buffers) {
     if (b.spilledTo) {
       await pipeline(createReadStream(b.spilledTo), out, { end: false });
-    } else if (b.buffered.length > 0 && !out.write(`${b.buffered.join('\n')}\n`)) {
+    } else if (b.count > 0 && !out.write(b.bufferedBytes)) {
       await once(out, 'drain');
     }
   }
@@ -134,11 +191,9 @@ export async function concatenate(buffers: readonly SpillBuffer[], file: string)
   });
 }
 
-async function writeLines(file: string, lines: readonly string[]): Promise<void> {
+async function writeFile(file: string, parts: readonly Buffer[]): Promise<void> {
   const out = createWriteStream(file);
-  for (let i = 0; i < lines.length; i += 10_000) {
-    if (!out.write(`${lines.slice(i, i + 10_000).join('\n')}\n`)) await once(out, 'drain');
-  }
+  for (const part of parts) if (!out.write(part)) await once(out, 'drain');
   await new Promise<void>((resolve, reject) => {
     out.once('error', reject);
     out.end(() => resolve());
@@ -216,6 +271,22 @@ export class FileRecords {
     this.columns = kind === 'songs' ? SONG_COLUMNS : EVENT_COLUMNS;
   }
 
+  /**
+   * The fast path (`record-scan.ts`): a record the scan proves acceptable is staged as its raw bytes, plus where
+   * it came from; any other goes through the full check. Valid UTF-8 is checked here, natively.
+   */
+  acceptedByScan(line: number, bytes: Buffer): boolean {
+    const scanner = this.kind === 'songs' ? SONG_SCANNER : EVENT_SCANNER;
+    if (!isUtf8(bytes)) return false;
+    const verdict = scanner.scan(bytes, 0, bytes.length);
+    if (verdict === 0) return false;
+    const source = `,"${SOURCE_FILE}":${this.fileIndex},"${SOURCE_LINE}":${line}}`;
+    this.accepted.writeRecord(bytes, scanner.objectEnd, source, this.kind === 'songs');
+    this.records++;
+    if (verdict === 2) this.plays++;
+    return true;
+  }
+
   reject(line: number, reason: string, raw: string | Buffer): void {
     this.rejected++;
     const clipped = typeof raw === 'string' ? raw.slice(0, RAW_LIMIT) : clipRaw(raw);
@@ -224,6 +295,7 @@ export class FileRecords {
 
   /** One line of a newline-delimited file: blank lines are not records; anything else is accepted or rejected. */
   line(line: number, bytes: Buffer, size: number): void {
+    if (size <= MAX_RECORD_BYTES && !(line === 1 && startsWithBom(bytes)) && this.acceptedByScan(line, bytes)) return;
     if (size > MAX_RECORD_BYTES) {
       this.reject(line, `record larger than the ${MAX_RECORD_BYTES}-byte limit (${size} bytes)`, bytes);
       return;
@@ -277,6 +349,12 @@ export class FileRecords {
 export const SOURCE_FILE = '_file';
 export const SOURCE_LINE = '_line';
 
+// One of each: a scan is synchronous, so files read at once never share one mid-record.
+const SONG_SCANNER = new RecordScanner(SONG_COLUMNS, true, false);
+const EVENT_SCANNER = new RecordScanner(EVENT_COLUMNS, false, true);
+
+const startsWithBom = (b: Buffer) => b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf;
+
 /** Streams an event file through `records`, line by line, waiting on the outputs' backpressure. */
 export async function readLines(
   source: Readable,
@@ -321,6 +399,7 @@ export async function readCapped(source: Readable, max = MAX_RECORD_BYTES): Prom
  * is one rejected record.
  */
 export function songFileRecords(bytes: Buffer, records: FileRecords): void {
+  if (!startsWithBom(bytes) && records.acceptedByScan(1, bytes)) return;
   let text: string | undefined;
   try {
     text = utf8.decode(bytes);
