@@ -182,7 +182,9 @@ export async function buildSongs(
     const months = await playMonths(args, args.stageResults, dir, songLookup);
     if (songInput.reusedFrom) return { songsReusedFrom: songInput.reusedFrom, rows: {}, files: 0, months };
     const songs = await mirrorPrefix(store, paths.stagedSongs, cache.at('staged', 'songs'), args);
-    const lookupFile = path.join(dir, 'song_lookup.parquet');
+    // Written in the run cache, where each month's build on this worker finds it without downloading it.
+    const lookupFile = cache.at('lookup', path.basename(paths.songLookup));
+    await mkdir(path.dirname(lookupFile), { recursive: true });
     const { rows, files } = await withDuckDb(
       settings,
       dir,
@@ -221,8 +223,17 @@ export async function buildPlayMonth(args: BuildTablesArgs & { month: PlayMonth 
       include: (o) => wanted.has(o.uri),
     });
     const parts = month.parts.map((uri) => path.join(eventsDir, uri.slice(paths.stagedEvents.length + 1)));
-    const lookupFile = path.join(dir, 'song_lookup.parquet');
-    await store.download(month.songLookup, lookupFile);
+    // The lookup's own folder mirrored (this object only): this worker's copy is kept when its ETag matches.
+    const lookupDir = await mirrorPrefix(
+      store,
+      month.songLookup.slice(0, month.songLookup.lastIndexOf('/')),
+      cache.at('lookup'),
+      {
+        signal: args.signal,
+        include: (o) => o.uri === month.songLookup,
+      },
+    );
+    const lookupFile = path.join(lookupDir, path.basename(month.songLookup));
     const token = runToken(args.runId);
     const out = path.join(dir, 'out');
     const rows = await withDuckDb(
