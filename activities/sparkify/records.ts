@@ -2,8 +2,9 @@
  * Reading raw Sparkify records, one line (event) or one file (song) at a time, into accepted records and rejects.
  * Nothing here holds a whole file: event files are split into lines as their bytes stream in, a line over
  * `MAX_RECORD_BYTES` is counted and skipped without being kept, and both outputs spill to disk past a few
- * hundred KiB. An accepted record is re-serialised from its checked values, so DuckDB reads exactly the JSON
- * this module wrote (no duplicate keys, stray fields or odd number forms ever reach it).
+ * hundred KiB. An accepted record is either one the fast scan (`record-scan.ts`) proved plain, staged as its raw
+ * bytes, or re-serialised from its checked values: either way no duplicate key, nested value, lone surrogate or
+ * odd number form reaches DuckDB, and DuckDB reads the same values the full check accepted.
  */
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { isUtf8 } from 'node:buffer';

@@ -250,8 +250,8 @@ interface CopyToParquet {
 }
 
 /**
- * Writes the accepted records to Parquet with the explicit column types. The records were re-serialised from
- * checked values, so DuckDB should read every one; should it still refuse one, its message (which quotes the
+ * Writes the accepted records to Parquet with the explicit column types. The records were checked (plain raw
+ * records, or re-serialised from checked values), so DuckDB should read every one; should it still refuse one, its message (which quotes the
  * record) is replaced by the input file, line and kind of error.
  */
 export async function copyToParquet(c: CopyToParquet): Promise<void> {
