@@ -29,8 +29,11 @@ import { createTestBucket, s3ClientForTests } from './services';
 
 const LAYOUT: readonly LayoutName[] = [...TABLES, 'user_days'];
 const tablePath = (t: LayoutName) => (t === 'user_days' ? '_state/user_days' : t);
-/** Short leases: a crashed attempt never releases its lease, and the retry waits for it to expire. */
-const LEASE = { ttlMs: 800, waitMs: 20_000, pollMs: 100 };
+/**
+ * Short leases: a crashed attempt never releases its lease, and the retry waits for it to expire. Not shorter
+ * than 2 s: on a loaded 2-core machine a renewal can come more than 800 ms late and the live holder loses it.
+ */
+const LEASE = { ttlMs: 2_000, waitMs: 20_000, pollMs: 100 };
 
 function days(from: number, to: number): DataInterval {
   return {
