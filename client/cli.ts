@@ -14,6 +14,7 @@ import * as backfillCommands from './commands/backfill';
 import * as dagsCommands from './commands/dags';
 import * as devCommand from './commands/dev';
 import * as initCommand from './commands/init';
+import * as poolsCommands from './commands/pools';
 import * as runsCommands from './commands/runs';
 import * as schedulesCommands from './commands/schedules';
 import * as triggerCommand from './commands/trigger';
@@ -32,6 +33,7 @@ export const COMMANDS: CommandModule[] = [
   triggerCommand,
   runsCommands,
   schedulesCommands,
+  poolsCommands,
   backfillCommands,
   workerCommand,
   devCommand,

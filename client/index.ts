@@ -13,5 +13,7 @@ export {
   unpauseSchedule,
 } from './schedules';
 export type { CreateScheduleOptions, ScheduleDetails } from './schedules';
+export { deletePool, getPool, listPools, PoolError, setPool } from './pools';
+export type { PoolStatus } from './pools';
 export { main as runCli, buildProgram, type CommandModule } from './cli';
 export { CliContext, CliExit, UsageError } from './context';

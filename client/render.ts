@@ -239,11 +239,23 @@ export interface TaskTableOptions {
   indent?: number;
 }
 
+/** What a scheduled task waits for (a pool's slots, a lock), or how a sensor is doing. */
+export function waitingNote(t: TaskStatus): string {
+  if (t.state === 'scheduled' && t.waitingFor) return `waiting for ${t.waitingFor}`;
+  const s = t.sensor;
+  if (!s) return '';
+  const next = t.state === 'running' && s.nextCheckAt ? `, next ${formatInstant(s.nextCheckAt).slice(11)}` : '';
+  const last = s.lastDetail ? `: ${truncate(s.lastDetail, 60)}` : '';
+  return `sensor ${s.checks} check${s.checks === 1 ? '' : 's'}${next}${last}`;
+}
+
 /** The task table of a run: task, state, attempts, progress, start, duration, error. */
 export function taskTable(status: DagRunStatus, options: TaskTableOptions): string {
   const { style } = options;
   const rows = status.tasks.map((t) => {
-    const progress = [mappedProgress(t, style), options.heartbeats?.get(t.taskId) ?? ''].filter(Boolean).join(' · ');
+    const progress = [mappedProgress(t, style), options.heartbeats?.get(t.taskId) ?? '', waitingNote(t)]
+      .filter(Boolean)
+      .join(' · ');
     const errors = t.error ? `${t.error.type ? `${t.error.type}: ` : ''}${t.error.message}` : '';
     return [
       t.taskId,

@@ -62,6 +62,9 @@ const taskSchema = z.strictObject({
   branch: z.boolean().optional(),
   exclusiveBy: z.string().min(1).optional(),
   preferWorkerOf: z.string().min(1).optional(),
+  sensor: z.strictObject({ every: duration, timeout: duration, softFail: z.boolean().optional() }).optional(),
+  pool: z.string().regex(ID, 'a pool name must start with a letter and use letters, digits, _ . -').optional(),
+  poolSlots: z.number().int().positive().optional(),
   description: z.string().optional(),
   ...taskOptionsShape,
 });
@@ -153,6 +156,7 @@ export function defineDag<const D extends DagDefinition>(definition: D): Dag<D> 
     if (task.exclusiveBy !== undefined && task.map) {
       throw new DagDefinitionError(`${label}: a mapped task cannot be exclusiveBy a param`);
     }
+    checkSensorAndPool(task, label);
     if (task.map && byId.get(task.map.over)?.branch) {
       throw new DagDefinitionError(`${label}: cannot map over branch task '${task.map.over}'`);
     }
@@ -186,6 +190,22 @@ export function defineDag<const D extends DagDefinition>(definition: D): Dag<D> 
   if (dag.validateParams) registerParamsValidator(snapshot, dag.validateParams);
   if (dag.summary) registerSummary(snapshot, dag.summary);
   return snapshot;
+}
+
+/** Sensors and pools apply to one task instance: not to mapped tasks, and not together with a lock. */
+function checkSensorAndPool(task: TaskDefinition, label: string): void {
+  const fail = (message: string) => {
+    throw new DagDefinitionError(`${label}: ${message}`);
+  };
+  if (task.poolSlots !== undefined && task.pool === undefined) fail('poolSlots needs a pool');
+  if (task.pool !== undefined && task.map) fail('a mapped task cannot take a pool (pools apply to unmapped tasks)');
+  if (task.pool !== undefined && task.exclusiveBy !== undefined) fail('a task cannot have both a pool and exclusiveBy');
+  if (!task.sensor) return;
+  if (task.map) fail('a mapped task cannot be a sensor');
+  if (task.branch) fail('a branch task cannot be a sensor');
+  if (task.pool !== undefined || task.exclusiveBy !== undefined) {
+    fail('a sensor cannot take a pool or exclusiveBy (it holds nothing while it waits)');
+  }
 }
 
 /** A duration of the definition, or a `DagDefinitionError` naming where it is (`label`). */
@@ -236,6 +256,20 @@ function snapshotTask(
   if (task.description !== undefined) snapshot.description = task.description;
   if (task.exclusiveBy !== undefined) snapshot.exclusiveBy = task.exclusiveBy;
   if (task.preferWorkerOf !== undefined) snapshot.preferWorkerOf = task.preferWorkerOf;
+  if (task.sensor) {
+    const sensorMs = (key: 'every' | 'timeout') => {
+      let value: number;
+      try {
+        value = durationToMs(task.sensor![key], `sensor.${key}`);
+      } catch (cause) {
+        throw new DagDefinitionError(`${label}: ${(cause as Error).message}`, { cause });
+      }
+      if (value <= 0) throw new DagDefinitionError(`${label}: sensor.${key} must be positive`);
+      return value;
+    };
+    snapshot.sensor = { everyMs: sensorMs('every'), timeoutMs: sensorMs('timeout'), softFail: !!task.sensor.softFail };
+  }
+  if (task.pool !== undefined) snapshot.pool = { name: task.pool, slots: task.poolSlots ?? 1 };
   if (task.map) {
     snapshot.map = { over: task.map.over, maxActive: Math.min(task.map.maxActive ?? maxActiveTasks, maxActiveTasks) };
     if (task.map.field !== undefined) snapshot.map.field = task.map.field;

@@ -135,8 +135,35 @@ export interface TaskDefinition extends TaskOptions {
    * seconds, then on the task's usual queue. Only a preference: correctness never depends on it.
    */
   preferWorkerOf?: string;
+  /**
+   * Makes the task a sensor: its activity checks a condition (returning a `SensorCheck`) every `every` until it
+   * holds or `timeout` has passed since the first check. Between checks the run waits on a durable timer, so a
+   * waiting sensor holds no worker slot. On timeout the task fails, or is skipped with `softFail`.
+   */
+  sensor?: SensorSpec;
+  /**
+   * A named pool (`tempoflow pools set <name> <slots>`) whose slots are shared by every run of every DAG: the
+   * task stays `scheduled` until it gets `poolSlots` (default 1) of them, and holds them until it ends.
+   */
+  pool?: string;
+  poolSlots?: number;
   description?: string;
 }
+
+export interface SensorSpec {
+  /** Time between checks, e.g. `'5m'`. */
+  every: Duration;
+  /** The sensor gives up this long after its first check, e.g. `'6h'`. */
+  timeout: Duration;
+  /** On timeout the task is `skipped` (downstream tasks follow their trigger rules) instead of `failed`. */
+  softFail?: boolean;
+}
+
+/**
+ * What a sensor's activity returns: `true` when the condition holds (`false` when not yet), or an object that
+ * also gives the task's output once done and a short `detail` shown while waiting (e.g. what is missing).
+ */
+export type SensorCheck = boolean | { done: boolean; output?: Json; detail?: string };
 
 export interface ScheduleSpec {
   /** A cron expression (UTC), e.g. `'0 0 * * *'` for daily at midnight. */
@@ -213,6 +240,8 @@ export interface TaskSnapshot {
   branch: boolean;
   exclusiveBy?: string;
   preferWorkerOf?: string;
+  sensor?: { everyMs: number; timeoutMs: number; softFail: boolean };
+  pool?: { name: string; slots: number };
   /** This task's alert callbacks (its own or the DAG's `defaults`; `onRetry` also lists the DAG's). */
   alerts?: TaskAlertCallbacks;
 }
@@ -460,6 +489,20 @@ export interface TaskStatus extends TaskInstanceStatus {
     states: Partial<Record<TaskState, number>>;
     errors: { mapIndex: number; error: TaskError }[];
   };
+  /** A sensor's progress: checks so far, when the next one is due, what the last one said. */
+  sensor?: SensorStatus;
+  /** What a `scheduled` task waits for before it can start, e.g. `pool s3_heavy (2/2 used)`. */
+  waitingFor?: string;
+}
+
+export interface SensorStatus {
+  checks: number;
+  /** ISO 8601: when the sensor gives up. */
+  timeoutAt: string;
+  /** ISO 8601, while waiting for the next check. */
+  nextCheckAt?: string;
+  /** The last check's `detail`. */
+  lastDetail?: string;
 }
 
 /** Answer of the runner's `status` query, and the run's result. */

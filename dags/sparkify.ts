@@ -58,7 +58,19 @@ export const sparkifyDag = defineDag({
     heartbeatTimeout: '2m',
   },
   tasks: [
-    { id: 'list_inputs', activity: 'sparkifyListInputs', description: 'lists input files into chunk manifests' },
+    {
+      // A scheduled day's log file may land after midnight: wait for it without holding a worker slot.
+      id: 'wait_for_logs',
+      activity: 'sparkifyWaitForLogs',
+      sensor: { every: '5m', timeout: '6h' },
+      description: "waits until the input has a log file for every day of the run's interval (at once without one)",
+    },
+    {
+      id: 'list_inputs',
+      activity: 'sparkifyListInputs',
+      upstream: ['wait_for_logs'],
+      description: 'lists input files into chunk manifests',
+    },
     {
       id: 'stage_songs',
       activity: 'sparkifyStageSongs',

@@ -4,33 +4,79 @@ import { runStateOf } from '../core/run-states';
 import { DAG_ID, DAG_RUN_STATE, LOGICAL_DATE } from '../core/search-attributes';
 import type { RunState } from '../core/types';
 import { DAG_RUN_WORKFLOW } from '../workflows/definitions';
-import { acquireLockSignal, RESOURCE_LOCK_WORKFLOW } from '../workflows/resource-lock';
-import type { LockRequest, resourceLock } from '../workflows/resource-lock';
+import { ApplicationFailure } from '@temporalio/common';
+import { acquireLockSignal } from '../workflows/resource-lock';
+import type { LockRequest } from '../workflows/resource-lock';
+import { POOL_NOT_FOUND, poolStatusQuery, RESOURCE_POOL_WORKFLOW } from '../workflows/resource-pool';
+import type { PoolState, resourcePool } from '../workflows/resource-pool';
 
 /** Activities of tempoflow itself (not of any DAG), used by the backfill and lock workflows. */
 export function createFrameworkActivities() {
   return {
-    /** Queues a lock request, starting the resource's lock workflow if it is not running. */
+    /**
+     * Queues a lock request, starting the resource's lock (a pool of one slot) if it is not running; or queues a
+     * request for slots of a named pool, which must exist (`tempoflow pools set`), and tells the pool's usage then.
+     */
     async tempoflowRequestLock({
       lockId,
       request,
       taskQueue,
+      pool,
     }: {
       lockId: string;
       request: LockRequest;
       taskQueue: string;
-    }) {
-      await Context.current().client.workflow.signalWithStart<typeof resourceLock, [LockRequest]>(
-        RESOURCE_LOCK_WORKFLOW,
-        {
-          workflowId: lockId,
-          taskQueue,
-          args: [[]],
-          signal: acquireLockSignal,
-          signalArgs: [request],
-          staticSummary: `lock for ${lockId.replace(/^lock__/, '')}`,
-        },
-      );
+      /** Set for a named pool: who asks, for the error when the pool does not exist. */
+      pool?: { name: string; dagId: string; taskId: string };
+    }): Promise<{ slots: number; used: number; waiting: number } | void> {
+      const { client } = Context.current();
+      if (pool) {
+        const handle = client.workflow.getHandle(lockId);
+        try {
+          await handle.signal(acquireLockSignal, request);
+        } catch (err) {
+          if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
+          throw ApplicationFailure.create({
+            type: POOL_NOT_FOUND,
+            nonRetryable: true,
+            message:
+              `pool '${pool.name}' (task '${pool.taskId}' of DAG '${pool.dagId}') does not exist: create it with ` +
+              `'tempoflow pools set ${pool.name} <slots>'`,
+          });
+        }
+        // For the waiting task's status only: the pool's usage as the request joined it.
+        const { slots, used, waiting } = await handle.query(poolStatusQuery);
+        return { slots, used, waiting };
+      }
+      const name = lockId.replace(/^lock__/, '');
+      const initial: PoolState = { kind: 'lock', name, slots: 1, waiting: [], holders: [] };
+      await client.workflow.signalWithStart<typeof resourcePool, [LockRequest]>(RESOURCE_POOL_WORKFLOW, {
+        workflowId: lockId,
+        taskQueue,
+        args: [initial],
+        signal: acquireLockSignal,
+        signalArgs: [request],
+        staticSummary: `lock for ${name}`,
+      });
+    },
+    /** The requests whose requesting run has closed (finished, failed, terminated) or no longer exists. */
+    async tempoflowClosedRequesters({
+      requesters,
+    }: {
+      requesters: { requestId: string; workflowId: string; runId?: string }[];
+    }): Promise<string[]> {
+      const { client } = Context.current();
+      const closed: string[] = [];
+      for (const { requestId, workflowId, runId } of requesters) {
+        try {
+          const description = await client.workflow.getHandle(workflowId, runId).describe();
+          if (description.status.name !== 'RUNNING') closed.push(requestId);
+        } catch (err) {
+          if ((err as Error).name === 'WorkflowNotFoundError') closed.push(requestId);
+          else throw err;
+        }
+      }
+      return closed;
     },
     /**
      * The state of each existing run by id (see `runStateOf`); absent ids have no run. One

@@ -3,6 +3,7 @@ import {
   condition,
   executeChild,
   isCancellation,
+  patched,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -10,7 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { dagRunStateAttribute } from '../core/search-attributes';
-import type { DagRunInput, DagRunStatus } from '../core/types';
+import type { DagRunInput, DagRunStatus, TaskSnapshot } from '../core/types';
 import { DAG_RUN_FAILED, MAP_BATCH_SIZE, MAP_BATCH_WORKFLOW, MAP_INLINE_LIMIT, statusQuery } from './definitions';
 import { RunAlerts } from './alerts';
 import { detailsMarkdown } from './details';
@@ -18,6 +19,8 @@ import { LockClient } from './lock-client';
 import type { HeldLock } from './lock-client';
 import type { MapBatchInput, MapBatchResult } from './map-batch';
 import { runScheduled } from './scheduled-run';
+import { runSensor } from './sensor';
+import type { SensorProgress } from './sensor';
 import { applyOutcome, cancelRun, createRunState, finishRun, nextDecisions } from './scheduler';
 import type { Decision, Outcome } from './scheduler';
 import { describeError, isNonRetryable, runAttempt } from './task-instance';
@@ -42,6 +45,13 @@ export async function dagRun(input: DagRunInput): Promise<DagRunStatus> {
   const heldLocks = new Map<string, HeldLock>();
   /** Lock releases still being signalled: the run ends after them. */
   const releases = new Set<Promise<void>>();
+  /** Each sensor's deadline and checks, kept across the attempts of its task. */
+  const sensors = new Map<string, SensorProgress>();
+  const sensorProgress = (task: TaskSnapshot): SensorProgress => {
+    let progress = sensors.get(task.id);
+    if (!progress) sensors.set(task.id, (progress = { deadlineMs: Date.now() + task.sensor!.timeoutMs, checks: 0 }));
+    return progress;
+  };
   /** Reports an outcome; a cancellation is not one (the run's own cancellation is handled below). */
   const settle = <T>(promise: Promise<T>, onValue: (value: T) => Outcome, onError: (err: unknown) => Outcome) =>
     void promise.then(
@@ -54,17 +64,27 @@ export async function dagRun(input: DagRunInput): Promise<DagRunStatus> {
   const dispatch = (decision: Decision): void => {
     switch (decision.kind) {
       case 'request_lock': {
-        const { taskId } = decision;
+        const { taskId, task } = decision;
+        // Recorded histories have no pool tasks; `patched` marks the runs that ask pools for slots.
+        const acquired =
+          task.pool && patched('tempoflow-pools')
+            ? locks.acquirePool(task, input.dag.id, (usage) => inbox.push({ kind: 'pool_queued', taskId, usage }))
+            : locks.acquire(task, decision.lockParam);
         return settle(
-          locks.acquire(decision.task, decision.lockParam),
+          acquired,
           (lock) => (heldLocks.set(taskId, lock), { kind: 'lock_granted', taskId }),
           (err) => ({ kind: 'unit_crashed', taskId, unit: 0, error: describeError(err) }),
         );
       }
       case 'start_attempt': {
-        const { taskId, unit, ctx } = decision;
+        const { taskId, unit, ctx, task } = decision;
         return settle(
-          runAttempt(decision.task, ctx),
+          // Recorded histories have no sensors; `patched` marks the runs whose sensors check between timers.
+          task.sensor && patched('tempoflow-sensors')
+            ? runSensor(task, ctx, sensorProgress(task), (sensor) =>
+                inbox.push({ kind: 'sensor_checked', taskId, sensor }),
+              )
+            : runAttempt(task, ctx),
           (output) => ({ kind: 'attempt_succeeded', taskId, unit, output: output ?? null }),
           (err) => ({
             kind: 'attempt_failed',

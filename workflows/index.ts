@@ -3,3 +3,4 @@ export { dagRun } from './dag-run';
 export { dagRunMapBatch } from './map-batch';
 export { backfill } from './backfill';
 export { resourceLock } from './resource-lock';
+export { resourcePool } from './resource-pool';

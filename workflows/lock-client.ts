@@ -1,6 +1,7 @@
 /**
- * The runner's side of `exclusiveBy` locks (workflow code): asks the resource's lock workflow (resource-lock.ts)
- * for the lock through a framework activity, learns of the grant by signal, and releases it by signal.
+ * The runner's side of `exclusiveBy` locks and named pools (workflow code): asks the resource's pool workflow
+ * (resource-pool.ts) for its slots through a framework activity, learns of the grant by signal, and releases
+ * them by signal.
  */
 import {
   CancellationScope,
@@ -16,6 +17,7 @@ import { canonicalLocationSyntax } from '../core/locations';
 import type { Json, TaskSnapshot } from '../core/types';
 import type { FrameworkActivities } from '../worker/framework-activities';
 import { lockGrantedSignal, lockWorkflowId, releaseLockSignal } from './resource-lock';
+import { poolWorkflowId } from './resource-pool';
 
 const { tempoflowRequestLock: requestLock } = proxyActivities<FrameworkActivities>({
   startToCloseTimeout: '1m',
@@ -40,6 +42,12 @@ export interface HeldLock {
   requestId: string;
 }
 
+/** The lease outlasts every attempt of the task and its retry delays, so only a holder that died loses it. */
+function leaseOf(task: TaskSnapshot): number {
+  const { retry } = task;
+  return task.executionTimeoutMs * retry.maxAttempts + retry.maxDelayMs * retry.maxAttempts + 60_000;
+}
+
 /** One per run: receives the grants of its lock requests. */
 export class LockClient {
   private readonly granted = new Set<string>();
@@ -48,20 +56,45 @@ export class LockClient {
     setHandler(lockGrantedSignal, ({ requestId }) => void this.granted.add(requestId));
   }
 
-  /**
-   * Queues a request for the lock of `param` (the task's `exclusiveBy` value) and resolves once it is granted.
-   * The lease outlasts every attempt of the task and its retry delays, so only a holder that died loses it.
-   */
+  /** Queues a request for the lock of `param` (the task's `exclusiveBy` value) and resolves once it is granted. */
   async acquire(task: TaskSnapshot, param: Json | undefined): Promise<HeldLock> {
     const lockId = lockWorkflowId(lockKey(param));
     const requestId = `${this.runId}/${task.id}/${uuid4()}`;
-    const { retry } = task;
-    const leaseMs = task.executionTimeoutMs * retry.maxAttempts + retry.maxDelayMs * retry.maxAttempts + 60_000;
     await requestLock({
       lockId,
-      request: { requesterId: this.runId, requestId, leaseMs },
+      request: { requesterId: this.runId, requesterRunId: workflowInfo().runId, requestId, leaseMs: leaseOf(task) },
       taskQueue: workflowInfo().taskQueue,
     });
+    await condition(() => this.granted.has(requestId));
+    return { lockId, requestId };
+  }
+
+  /**
+   * Queues a request for the task's slots of its named pool and resolves once they are granted; `onQueued` gets
+   * the pool's usage as the request joined it. Fails (`PoolNotFound`, naming the pool and the task) when the
+   * pool does not exist.
+   */
+  async acquirePool(
+    task: TaskSnapshot,
+    dagId: string,
+    onQueued: (usage: { slots: number; used: number; waiting: number }) => void,
+  ): Promise<HeldLock> {
+    const { name, slots } = task.pool!;
+    const lockId = poolWorkflowId(name);
+    const requestId = `${this.runId}/${task.id}/${uuid4()}`;
+    const usage = await requestLock({
+      lockId,
+      request: {
+        requesterId: this.runId,
+        requesterRunId: workflowInfo().runId,
+        requestId,
+        leaseMs: leaseOf(task),
+        slots,
+      },
+      taskQueue: workflowInfo().taskQueue,
+      pool: { name, dagId, taskId: task.id },
+    });
+    if (usage && !this.granted.has(requestId)) onQueued(usage);
     await condition(() => this.granted.has(requestId));
     return { lockId, requestId };
   }

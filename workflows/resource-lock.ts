@@ -1,15 +1,20 @@
 import { condition, continueAsNew, defineSignal, getExternalWorkflowHandle, setHandler } from '@temporalio/workflow';
 
 /**
- * A lock per resource (e.g. one output location), so tasks that write it run one at a time across all runs,
- * while the rest of those runs goes on in parallel. One workflow per resource holds the queue of requests.
+ * The lock protocol of shared resources: a requester asks with `acquire`, learns of its grant by `lockGranted`,
+ * and gives the slot back with `release`. Locks and pools are served by the pool workflow (resource-pool.ts);
+ * `resourceLock` below is the one-slot lock of earlier versions, kept so lock workflows started by them finish.
  */
 export interface LockRequest {
   /** Workflow id of the requesting run, which receives `lockGrantedSignal`. */
   requesterId: string;
+  /** The requesting run's execution: a holder whose execution closed gives its slots back. */
+  requesterRunId?: string;
   requestId: string;
   /** The lock is taken back after this long without a release (a holder that died). */
   leaseMs: number;
+  /** Slots of a pool this request takes (default 1). */
+  slots?: number;
 }
 
 export const acquireLockSignal = defineSignal<[LockRequest]>('acquire');

@@ -16,6 +16,7 @@ import type {
   DagRunState,
   DagRunStatus,
   Json,
+  SensorStatus,
   TaskContext,
   TaskError,
   TaskInstanceStatus,
@@ -68,7 +69,14 @@ export type Outcome =
   | { kind: 'retry_due'; taskId: string; unit: number }
   | { kind: 'batch_finished'; taskId: string; unit: number; result: BatchResult }
   /** The machinery around a task failed (its lock request, a batch's child workflow): the task fails. */
-  | { kind: 'unit_crashed'; taskId: string; unit: number; error: TaskError };
+  | { kind: 'unit_crashed'; taskId: string; unit: number; error: TaskError }
+  /** A pool request joined the pool's queue, which had this usage then. */
+  | { kind: 'pool_queued'; taskId: string; usage: { slots: number; used: number; waiting: number } }
+  /** A sensor checked its condition: it holds (no `nextCheckAt`) or is checked again at `nextCheckAt`. */
+  | { kind: 'sensor_checked'; taskId: string; sensor: SensorStatus };
+
+/** Error type of a sensor whose condition did not hold within its timeout (a `softFail` sensor is skipped). */
+export const SENSOR_TIMEOUT = 'SensorTimeout';
 
 /** One thing that runs: an unmapped task, one instance of a mapped task, or one batch of a large map. */
 interface Unit {
@@ -243,9 +251,11 @@ function activate(run: RunState, tr: TaskRun, now: string, decisions: Decision[]
     tr.mode = 'single';
     tr.units = [newUnit(status, task)]; // an unmapped task's one instance is the task
     status.state = 'scheduled';
-    if (task.exclusiveBy) {
+    if (task.exclusiveBy || task.pool) {
       tr.lock = 'requested';
-      decisions.push({ kind: 'request_lock', taskId: task.id, task, lockParam: run.status.params[task.exclusiveBy] });
+      status.waitingFor = task.pool ? `pool ${task.pool.name}` : `the lock on ${task.exclusiveBy}`;
+      const lockParam = task.exclusiveBy ? run.status.params[task.exclusiveBy] : undefined;
+      decisions.push({ kind: 'request_lock', taskId: task.id, task, lockParam });
     } else run.laneRequests.push(task.id);
     return;
   }
@@ -330,7 +340,18 @@ export function applyOutcome(run: RunState, outcome: Outcome, now: string): Deci
   if (outcome.kind === 'lock_granted') {
     if (tr.lock !== 'requested') return [];
     tr.lock = 'held';
+    delete tr.status.waitingFor;
     run.laneRequests.push(tr.task.id);
+    return [];
+  }
+  if (outcome.kind === 'pool_queued') {
+    const { slots, used, waiting } = outcome.usage;
+    const queue = waiting > 1 ? `, ${waiting} waiting` : '';
+    if (tr.lock === 'requested') tr.status.waitingFor = `pool ${tr.task.pool!.name} (${used}/${slots} used${queue})`;
+    return [];
+  }
+  if (outcome.kind === 'sensor_checked') {
+    if (!isFinished(tr.status.state)) tr.status.sensor = outcome.sensor;
     return [];
   }
   const unit = tr.units[outcome.unit];
@@ -357,6 +378,12 @@ export function applyOutcome(run: RunState, outcome: Outcome, now: string): Deci
       if (!unit || unit.finished) return [];
       unit.status.error = outcome.error;
       unit.status.endedAt = now;
+      if (tr.task.sensor?.softFail && outcome.error.type === SENSOR_TIMEOUT) {
+        // A soft sensor that timed out is skipped: downstream tasks follow their trigger rules.
+        unit.status.state = 'skipped';
+        endUnit(run, tr, unit);
+        break;
+      }
       if (outcome.nonRetryable || unit.status.attempts >= tr.task.retry.maxAttempts) {
         unit.status.state = 'failed';
         endUnit(run, tr, unit);

@@ -16,6 +16,7 @@ import {
 import type { DuckDbSettings } from './duckdb';
 import { InputDataError } from './errors';
 import { listInputs } from './list-inputs';
+import { checkLogsArrived } from './wait-for-logs';
 import type { OnProgress } from './paths';
 import { publish } from './publish';
 import { runCache } from './run-cache';
@@ -112,6 +113,8 @@ const json = (x: unknown): Json => JSON.parse(JSON.stringify(x)) as Json;
 
 /**
  * The Sparkify DAG's task activities. Data moves by URI (manifests, staged Parquet); outputs are small JSON.
+ * - `sparkifyWaitForLogs`: a sensor's check: `{ done, detail, output? }`, done when the input has a log file for
+ *   every day of `ctx.dataInterval` (at once without an interval); `detail` names the missing days.
  * - `sparkifyListInputs`: params `input`, `output`, `rebuildSongs`; `ctx.dataInterval` picks daily log files.
  *   Returns `{ songChunks: string[], logChunks: string[], songFiles, logFiles, bytes, skippedLogFiles,
  *   songsReusedFrom }` (no song chunks when the song input is unchanged since the published songs).
@@ -143,6 +146,10 @@ export function createSparkifyActivities(deps: SparkifyActivityDeps) {
     ...temporal(),
   });
   return {
+    sparkifyWaitForLogs: userErrors(async (ctx) =>
+      json(await checkLogsArrived({ store, input: stringParam(ctx, 'input'), dataInterval: ctx.dataInterval })),
+    ),
+
     sparkifyListInputs: userErrors(async (ctx) => {
       // This worker's files of an earlier execution of the run must not be taken for this one's.
       await runCache(duckdb, ctx.runId).drop();

@@ -1,0 +1,241 @@
+/**
+ * Sensors (issue 11 item 3): a task whose activity checks a condition, with durable timers between short checks,
+ * so a waiting sensor holds no worker slot. Against the real dev server; Sparkify's `wait_for_logs` check on a
+ * local folder.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { checkLogsArrived } from '../activities/sparkify/wait-for-logs';
+import { createStore } from '../activities/storage';
+import { main } from '../client/cli';
+import { triggerDagRun, waitForRun } from '../client/runs';
+import { defineDag } from '../core/dag';
+import { DagDefinitionError } from '../core/errors';
+import type { ActivityRecord, DagRunStatus, SensorCheck, TaskContext } from '../core/types';
+import { testServices } from './services';
+import { withTestWorker } from './support';
+
+/** Per run: when `produce` finished (the condition the sensor waits for). */
+const produced = new Map<string, number>();
+
+const waitDag = defineDag({
+  id: 'test_sensor_wait',
+  tasks: [
+    { id: 'wait', activity: 'sensorCheckProduced', sensor: { every: '400ms', timeout: '1m' } },
+    // After a pause, so the sensor's first check comes first and finds nothing.
+    { id: 'pause', activity: 'sensorPause' },
+    { id: 'produce', activity: 'sensorProduce', upstream: ['pause'] },
+    { id: 'after', activity: 'sensorEcho', upstream: ['wait'] },
+  ],
+});
+
+const neverDag = (id: string, softFail: boolean) =>
+  defineDag({
+    id,
+    tasks: [
+      { id: 'wait', activity: 'sensorNever', sensor: { every: '200ms', timeout: '1200ms', softFail } },
+      { id: 'strict', activity: 'sensorEcho', upstream: ['wait'] },
+      { id: 'lenient', activity: 'sensorEcho', upstream: ['wait'], triggerRule: 'none_failed' },
+      { id: 'cleanup', activity: 'sensorEcho', upstream: ['wait'], triggerRule: 'all_done' },
+    ],
+  });
+const hardDag = neverDag('test_sensor_hard', false);
+const softDag = neverDag('test_sensor_soft', true);
+
+const activities: ActivityRecord = {
+  sensorProduce: async (ctx: TaskContext) => {
+    await sleep(1500);
+    produced.set(ctx.runId, Date.now());
+    return 'made';
+  },
+  sensorCheckProduced: async (ctx: TaskContext): Promise<SensorCheck> => {
+    const at = produced.get(ctx.runId);
+    return at === undefined ? { done: false, detail: 'nothing produced yet' } : { done: true, output: { at } };
+  },
+  sensorPause: async () => {
+    await sleep(500);
+    return null;
+  },
+  sensorNever: async () => ({ done: false, detail: 'never' }),
+  sensorEcho: async (ctx: TaskContext) => ctx.upstream.wait ?? 'ran',
+};
+
+const task = (status: DagRunStatus, id: string) => status.tasks.find((t) => t.taskId === id)!;
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { temporal } = await testServices();
+  const capture = () => {
+    const stream = new PassThrough();
+    let text = '';
+    stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    return { stream: stream as unknown as NodeJS.WriteStream, text: () => text };
+  };
+  const [out, err] = [capture(), capture()];
+  const code = await main(['node', 'tempoflow', ...args], {
+    stdout: out.stream,
+    stderr: err.stream,
+    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, NO_COLOR: '1' },
+  });
+  return { code, stdout: out.text(), stderr: err.text() };
+}
+
+void describe('sensors on the runner', () => {
+  it('waits between short checks on timers: one activity slot still runs another task meanwhile', async () => {
+    await withTestWorker({ dags: [waitDag], activities, maxConcurrentActivities: 1 }, async ({ client, taskQueue }) => {
+      const run = await triggerDagRun(client, waitDag, { taskQueue });
+      // While it waits: the sensor's checks, next check and last detail are in the status and the details.
+      let waiting: DagRunStatus | undefined;
+      for (let i = 0; i < 100 && !waiting; i++) {
+        const status = await run.handle.query<DagRunStatus>('status');
+        const wait = task(status, 'wait');
+        if (wait.sensor?.nextCheckAt && wait.state === 'running') waiting = status;
+        else await sleep(100);
+      }
+      assert.ok(waiting, 'the sensor waits for its next check');
+      const sensor = task(waiting, 'wait').sensor!;
+      assert.equal(task(waiting, 'wait').state, 'running');
+      assert.equal(sensor.lastDetail, 'nothing produced yet');
+      assert.ok(sensor.nextCheckAt && Date.parse(sensor.nextCheckAt) > Date.parse(task(waiting, 'wait').startedAt!));
+      const metadata = await run.handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      assert.match(
+        metadata.currentDetails ?? '',
+        /- wait: sensor: \d+ checks?, next at .*; last: nothing produced yet/,
+      );
+
+      const status = await waitForRun(run.handle);
+      assert.equal(status.state, 'success');
+      const wait = task(status, 'wait');
+      assert.ok(wait.sensor!.checks >= 2, `checked ${wait.sensor!.checks} times`);
+      assert.equal(wait.attempts, 1);
+      assert.deepEqual(status.outputs.after, { at: produced.get(run.runId) });
+      // With one activity slot, `produce` could only run because the waiting sensor held none.
+      const produce = task(status, 'produce');
+      assert.ok(Date.parse(produce.startedAt!) >= Date.parse(wait.startedAt!), 'produce started after the first check');
+      assert.ok(Date.parse(produce.endedAt!) <= Date.parse(wait.endedAt!), 'produce ran while the sensor waited');
+
+      // The history: one short activity per check and a timer between checks, never a long-running activity.
+      const { events } = await run.handle.fetchHistory();
+      const checks = (events ?? []).filter(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sensorCheckProduced',
+      );
+      assert.equal(checks.length, wait.sensor!.checks);
+      const timers = (events ?? []).filter((e) => e.timerStartedEventAttributes);
+      assert.equal(timers.length, checks.length - 1);
+      const at = (e: (typeof checks)[number]) => Number(e.eventTime!.seconds) * 1000 + e.eventTime!.nanos! / 1e6;
+      for (const scheduled of checks) {
+        const done = (events ?? []).find(
+          (e) => Number(e.activityTaskCompletedEventAttributes?.scheduledEventId) === Number(scheduled.eventId),
+        );
+        assert.ok(done, 'each check completed');
+        // From its start on a worker (not its wait for the slot) to its end.
+        const started = (events ?? []).find(
+          (e) => Number(e.eventId) === Number(done.activityTaskCompletedEventAttributes!.startedEventId),
+        )!;
+        assert.ok(at(done) - at(started) < 1000, 'each check is short');
+      }
+
+      const shown = await cli(['runs', 'show', run.runId]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, new RegExp(`wait .*sensor ${wait.sensor!.checks} checks`));
+    });
+  });
+
+  it('fails on timeout, naming the sensor and its last detail; downstream follows the trigger rules', async () => {
+    await withTestWorker({ dags: [hardDag, softDag], activities }, async ({ client, taskQueue }) => {
+      const [hard, soft] = await Promise.all([
+        triggerDagRun(client, hardDag, { taskQueue }),
+        triggerDagRun(client, softDag, { taskQueue }),
+      ]);
+      const failed = await waitForRun(hard.handle);
+      assert.equal(failed.state, 'failed');
+      const wait = task(failed, 'wait');
+      assert.equal(wait.state, 'failed');
+      assert.equal(wait.error?.type, 'SensorTimeout');
+      assert.match(wait.error.message, /sensor 'wait' timed out: .* within 1200 ms \(\d+ checks\); last check: never/);
+      // Every 200 ms for 1.2 s: at most 7 checks (the first at once, the last at the deadline).
+      assert.ok(wait.sensor!.checks >= 2 && wait.sensor!.checks <= 7, `checked ${wait.sensor!.checks} times`);
+      assert.equal(wait.attempts, 1, 'a timeout is not retried');
+      assert.deepEqual(
+        ['strict', 'lenient', 'cleanup'].map((id) => task(failed, id).state),
+        ['upstream_failed', 'upstream_failed', 'success'],
+      );
+
+      // softFail: skipped, and the run goes on by the trigger rules (skipped is not a failure).
+      const skipped = await waitForRun(soft.handle);
+      assert.equal(skipped.state, 'success');
+      assert.equal(task(skipped, 'wait').state, 'skipped');
+      assert.equal(task(skipped, 'wait').error?.type, 'SensorTimeout');
+      assert.deepEqual(
+        ['strict', 'lenient', 'cleanup'].map((id) => task(skipped, id).state),
+        ['skipped', 'success', 'success'],
+      );
+    });
+  });
+});
+
+void describe('sensor definitions', () => {
+  it('are checked at definition time, naming the DAG and the task', () => {
+    const bad =
+      (sensor: unknown, extra: Record<string, unknown> = {}) =>
+      () =>
+        defineDag({
+          id: 'bad_sensor',
+          tasks: [
+            { id: 'list', activity: 'x' },
+            { id: 's', activity: 'x', upstream: ['list'], sensor: sensor as never, ...extra },
+          ],
+        });
+    assert.throws(bad({ every: 'soon', timeout: '1h' }), {
+      name: 'DagDefinitionError',
+      message: /DAG 'bad_sensor', task 's': .*sensor\.every.*"soon" is not a duration/,
+    });
+    assert.throws(bad({ every: '1m' }), { name: 'DagDefinitionError', message: /task 's': sensor\.timeout/ });
+    assert.throws(bad({ every: 0, timeout: '1h' }), /task 's': sensor\.every must be positive/);
+    assert.throws(
+      bad({ every: '1m', timeout: '1h' }, { map: { over: 'list' } }),
+      /task 's': a mapped task cannot be a sensor/,
+    );
+    assert.throws(bad({ every: '1m', timeout: '1h' }, { pool: 'p' }), DagDefinitionError);
+    const ok = defineDag({
+      id: 'good_sensor',
+      tasks: [{ id: 's', activity: 'x', sensor: { every: '5m', timeout: '6h', softFail: true } }],
+    });
+    assert.deepEqual(ok.tasks[0]!.sensor, { everyMs: 300_000, timeoutMs: 21_600_000, softFail: true });
+  });
+});
+
+void describe("sparkify's wait_for_logs check", () => {
+  it('passes when every day of the interval has its log file, names the missing days otherwise', async () => {
+    const input = await mkdtemp(join(tmpdir(), 'sensor-logs-'));
+    try {
+      const store = createStore();
+      const day = (d: string) => join(input, 'log_data', '2018', '11', `${d}-events.json`);
+      await mkdir(join(input, 'log_data', '2018', '11'), { recursive: true });
+      for (const d of ['2018-11-01', '2018-11-02', '2018-11-04']) await writeFile(day(d), '{}\n');
+      await writeFile(join(input, 'log_data', '2018', '11', '.2018-11-03-events.json'), '{}\n'); // hidden: no
+      const interval = (start: string, end: string) => ({ start: `${start}T00:00:00Z`, end: `${end}T00:00:00Z` });
+
+      const some = await checkLogsArrived({ store, input, dataInterval: interval('2018-11-01', '2018-11-03') });
+      assert.deepEqual(some, { done: true, detail: 'log files for all 2 days are there', output: { days: 2 } });
+      const gap = await checkLogsArrived({ store, input, dataInterval: interval('2018-11-02', '2018-11-06') });
+      assert.equal(gap.done, false);
+      assert.match(gap.detail, /^no log file yet for 2018-11-03, 2018-11-05 \(2 of 4 days\) under .*log_data\/$/);
+      const full = await checkLogsArrived({ store, input, dataInterval: null });
+      assert.equal(full.done, true);
+
+      await writeFile(day('2018-11-03'), '{}\n');
+      await writeFile(day('2018-11-05'), '{}\n');
+      assert.equal(
+        (await checkLogsArrived({ store, input, dataInterval: interval('2018-11-02', '2018-11-06') })).done,
+        true,
+      );
+    } finally {
+      await rm(input, { recursive: true, force: true });
+    }
+  });
+});
