@@ -51,7 +51,7 @@ const activities: ActivityRecord = {
   poolWork: async (ctx: TaskContext) => {
     const start = Date.now();
     await sleep(Number(ctx.params.ms));
-    const pool = String(ctx.params.pool);
+    const pool = ctx.params.pool as string;
     spans.set(pool, [...(spans.get(pool) ?? []), { runId: ctx.runId, start, end: Date.now() }]);
     return null;
   },
