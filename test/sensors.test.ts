@@ -10,14 +10,17 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import { createActivities } from '../activities';
+import { generateSparkify, readPublished, runSparkifyPipeline, TABLES } from '../activities/sparkify';
 import { checkLogsArrived } from '../activities/sparkify/wait-for-logs';
 import { createStore } from '../activities/storage';
 import { main } from '../client/cli';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import { defineDag } from '../core/dag';
 import { DagDefinitionError } from '../core/errors';
-import type { ActivityRecord, DagRunStatus, SensorCheck, TaskContext } from '../core/types';
-import { testServices } from './services';
+import type { ActivityRecord, DagRunStatus, DagSnapshot, SensorCheck, TaskContext } from '../core/types';
+import { getDag } from '../dags';
+import { createTestBucket, s3ClientForTests, testServices } from './services';
 import { withTestWorker } from './support';
 
 /** Per run: when `produce` finished (the condition the sensor waits for). */
@@ -236,6 +239,65 @@ void describe("sparkify's wait_for_logs check", () => {
       );
     } finally {
       await rm(input, { recursive: true, force: true });
+    }
+  });
+});
+
+void describe('sparkify_etl waits for its day', () => {
+  it('a daily run whose log file lands late waits for it on timers, then publishes the same lake as a run that found it', async () => {
+    const s3 = await s3ClientForTests();
+    try {
+      const store = createStore({ s3Client: s3 });
+      const input = `s3://${await createTestBucket('sensor-in')}/udacity-dend`;
+      const lakeBucket = await createTestBucket('sensor-lake');
+      await generateSparkify({ out: input, songs: 60, events: 1500, days: 3, seed: 9, store });
+      const lateLog = `${input}/log_data/2018/11/2018-11-03-events.json`;
+      const lateBody = await store.read(lateLog);
+      await store.delete(lateLog);
+      const dataInterval = { start: '2018-11-03T00:00:00.000Z', end: '2018-11-04T00:00:00.000Z' };
+
+      // The DAG's own snapshot, checking every 300 ms instead of every 5 minutes (a snapshot is plain data).
+      const dag: DagSnapshot = structuredClone(getDag('sparkify_etl'));
+      const sensor = dag.tasks.find((t) => t.id === 'wait_for_logs')!.sensor!;
+      assert.deepEqual(sensor, { everyMs: 300_000, timeoutMs: 21_600_000, softFail: false });
+      sensor.everyMs = 300;
+      const output = `s3://${lakeBucket}/late`;
+      await withTestWorker({ dags: [dag], activities: createActivities({ store }) }, async ({ client, taskQueue }) => {
+        const run = await triggerDagRun(client, dag, { taskQueue, params: { input, output }, dataInterval });
+        let waiting: DagRunStatus | undefined;
+        for (let i = 0; i < 300 && !waiting; i++) {
+          const status = await run.handle.query<DagRunStatus>('status');
+          if ((task(status, 'wait_for_logs').sensor?.checks ?? 0) >= 2) waiting = status;
+          else await sleep(100);
+        }
+        assert.ok(waiting, 'the sensor checked twice');
+        assert.equal(task(waiting, 'wait_for_logs').state, 'running');
+        assert.match(
+          task(waiting, 'wait_for_logs').sensor!.lastDetail!,
+          /^no log file yet for 2018-11-03 \(1 of 1 days\)/,
+        );
+        assert.equal(task(waiting, 'list_inputs').state, 'waiting', 'nothing is staged before the day is there');
+
+        await store.write(lateLog, lateBody);
+        const status = await waitForRun(run.handle);
+        assert.equal(status.state, 'success', JSON.stringify(status.tasks.map((t) => [t.taskId, t.state, t.error])));
+        assert.ok(task(status, 'wait_for_logs').sensor!.checks >= 3);
+        assert.deepEqual(status.outputs.wait_for_logs, { days: 1 });
+      });
+
+      // The late day's lake equals the lake of a run that found its file there at once.
+      const onTime = `s3://${lakeBucket}/on-time`;
+      await runSparkifyPipeline({ store, input, output: onTime, runId: 'on-time', dataInterval });
+      for (const table of TABLES) {
+        const [late, expected] = await Promise.all([
+          readPublished(store, output, table),
+          readPublished(store, onTime, table),
+        ]);
+        assert.deepEqual(late, expected, `table ${table}`);
+        if (table === 'songplays') assert.ok(late.length > 0, 'the late day has plays');
+      }
+    } finally {
+      s3.destroy();
     }
   });
 });
