@@ -112,6 +112,7 @@ const dirBytes = (dir: string): number =>
     .filter((e) => e.isFile())
     .reduce((sum, e) => sum + statSync(join(e.parentPath, e.name)).size, 0);
 
+mkdirSync(opts.workDir, { recursive: true }); // `--work-dir /dev/shm/bench` need not exist yet
 const work = mkdtempSync(join(opts.workDir, 'tempoflow-bench-'));
 const cleanups: (() => Promise<void> | void)[] = [() => rmSync(work, { recursive: true, force: true })];
 try {
