@@ -1,0 +1,39 @@
+/** `tempoflow sparkify report` (a command this repository's project adds): the published lake as one HTML page. */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { TempoflowError } from '../../core/errors';
+import type { CliContext } from '../../client/context';
+import { createStore } from '../storage';
+import { buildReport, renderReport } from './report';
+
+export function register(program: Command, ctx: CliContext): void {
+  const group = program.command('sparkify').description('the Sparkify data lake');
+  group
+    .command('report')
+    .description('one HTML page of listening insights from a published lake (charts inlined, no network needed)')
+    .requiredOption('--lake <uri>', 'the published lake: s3://bucket/prefix or a local directory')
+    .option('--out <file>', 'where to write the page', 'report.html')
+    .option('--json', 'print the numbers as JSON as well')
+    .action(async (flags: { lake: string; out: string; json?: boolean }) => {
+      const data = await buildReport({ store: createStore(), lake: flags.lake });
+      const out = path.resolve(flags.out);
+      const page = renderReport(data);
+      try {
+        await writeFile(out, page);
+      } catch (cause) {
+        throw new TempoflowError(`cannot write the report to ${out}: ${(cause as Error).message}`, { cause });
+      }
+      if (flags.json) return ctx.json({ out, ...data });
+      const matched = data.plays ? ((100 * data.matchedPlays) / data.plays).toFixed(1) : '0';
+      ctx.out(`${ctx.style.green('✓')} report of ${flags.lake} written to ${out}`);
+      ctx.out(
+        ctx.style.dim(
+          `  ${data.plays.toLocaleString('en-US')} plays, ${matched}% matched to a song, ` +
+            `${data.rows.users.toLocaleString('en-US')} users; quality ${
+              data.quality ? (data.quality.report.passed ? 'passed' : 'FAILED') : 'report not found'
+            }`,
+        ),
+      );
+    });
+}
