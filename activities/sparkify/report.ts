@@ -201,8 +201,7 @@ export function renderReport(data: ReportData): string {
   const quality = data.quality
     ? `<p id="quality-verdict" class="${data.quality.report.passed ? 'ok' : 'bad'}">${
         data.quality.report.passed ? 'passed' : 'FAILED'
-      }: ${data.quality.report.checks.filter((c) => c.passed).length} of ${data.quality.report.checks.length} checks passed
-      (run ${escapeHtml(data.quality.report.runId)}; <code>${escapeHtml(data.quality.uri)}</code>)</p>
+      }: ${data.quality.report.checks.filter((c) => c.passed).length} of ${data.quality.report.checks.length} checks passed (run ${escapeHtml(data.quality.report.runId)}; <code>${escapeHtml(data.quality.uri)}</code>)</p>
       ${table(
         ['check', 'result', 'detail'],
         data.quality.report.checks.map((c) => [c.name, c.passed ? 'passed' : 'failed', c.message ?? '']),
