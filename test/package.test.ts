@@ -117,11 +117,19 @@ function offlineLock(project: string, tarball: string): string {
       if (!base) return undefined;
     }
   };
+  // The registry npm runs with (`npm test` passes its config on), as the cache keys its tarballs by URL.
+  const registry = (process.env.npm_config_registry ?? 'https://registry.npmjs.org/').replace(/\/?$/, '/');
   const visit = (from: string, deps: Record<string, string> = {}) => {
     for (const name of Object.keys(deps)) {
       const at = resolve(from === 'node_modules/tempoflow' ? '' : from, name);
       if (!at || packages[at]) continue;
       const { dev: _dev, devOptional: _devOptional, ...entry } = repoLock.packages[at]!;
+      // The registry URL the tarball was cached under, so npm needs no package metadata to find it (a lock
+      // written without `resolved` would make it ask for the metadata, which may not be cached).
+      const pkgName = at.slice(at.lastIndexOf('node_modules/') + 'node_modules/'.length);
+      if (!entry.resolved && entry.version && entry.integrity) {
+        entry.resolved = `${registry}${pkgName}/-/${pkgName.split('/').pop()}-${entry.version}.tgz`;
+      }
       packages[at] = entry;
       visit(at, { ...entry.dependencies, ...entry.optionalDependencies, ...entry.peerDependencies });
     }
