@@ -3,8 +3,7 @@ import tseslint from 'typescript-eslint';
 
 /** Application code (this repository's DAGs and activities, or a project's): never imported by the framework. */
 const APPLICATION_CODE = {
-  // activities/storage/ excepted: the storage layer (S3 or a folder) holds no application code; task logs use it.
-  regex: '^(\\.\\./){1,2}(dags|tempoflow\\.config[^/]*|activities(?!/storage/))(/.*)?$',
+  regex: '^(\\.\\./){1,2}(dags|tempoflow\\.config[^/]*|activities)(/.*)?$',
   message: 'Framework code imports no DAG or activity: register them in tempoflow.config.ts (defineProject).',
 };
 
@@ -34,7 +33,15 @@ export default tseslint.config(
   },
   {
     // The framework knows no application: DAGs and their activities reach it only through a project file.
-    files: ['api/**/*.ts', 'core/**/*.ts', 'worker/**/*.ts', 'client/**/*.ts', 'services/**/*.ts', 'testing/**/*.ts'],
+    files: [
+      'api/**/*.ts',
+      'core/**/*.ts',
+      'worker/**/*.ts',
+      'client/**/*.ts',
+      'services/**/*.ts',
+      'testing/**/*.ts',
+      'storage/**/*.ts',
+    ],
     rules: {
       'no-restricted-imports': ['error', { patterns: [APPLICATION_CODE] }],
     },

@@ -2,9 +2,9 @@
 import { createExampleActivities } from './example';
 import { createSparkifyActivities } from './sparkify/activities';
 import type { DuckDbSettings } from './sparkify/duckdb';
-import { createStore } from './storage/store';
-import type { LeaseOptions } from './storage/lease';
-import type { Store } from './storage/store';
+import { createStore } from '../storage/store';
+import type { LeaseOptions } from '../storage/lease';
+import type { Store } from '../storage/store';
 
 export interface ActivityDeps {
   /** DuckDB resources per activity (memory limit, threads, spill directory). */

@@ -5,7 +5,7 @@
  * - trailing or duplicate slashes,
  * - `.` and `..` segments,
  * get the same string; a string already in this form is returned unchanged. Relative local paths stay relative
- * and symlinks are not followed (that needs the file system: see `canonicalUri` in activities/storage/uri.ts).
+ * and symlinks are not followed (that needs the file system: see `canonicalUri` in storage/uri.ts).
  * Within S3 keys, `//`, `.` and `..` are literal characters, so two different prefixes may get one form: for a
  * lock key that only serialises more, never less.
  */

@@ -2,7 +2,7 @@
  * Stores that fail on purpose, for the crash-safety tests: the storage layer of a process that dies at its Nth
  * mutating call (a write, create, copy, rename or delete).
  */
-import type { Store } from '../activities/storage/store';
+import type { Store } from '../storage/store';
 
 /** The calls that change storage; everything else only reads. */
 export const MUTATING: readonly (keyof Store)[] = [

@@ -10,7 +10,7 @@ import type { TaskActivity } from '../core/types';
 import { keepAlive, keepAliveInterval } from '../activities/heartbeat';
 import { createSparkifyActivities } from '../activities/sparkify/activities';
 import { generateSparkify } from '../activities/sparkify';
-import { createStore, type Store } from '../activities/storage';
+import { createStore, type Store } from '../storage';
 import { withTestWorker } from './support';
 
 /** Each task takes 8 s with no progress to report, four times its heartbeat timeout. */

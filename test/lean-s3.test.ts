@@ -5,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { createS3Client, createStore } from '../activities/storage';
-import { classifyStorageError, StorageAccessError, StorageUnavailableError } from '../activities/storage/errors';
-import { encodeKey, LeanS3 } from '../activities/storage/lean-s3';
+import { createS3Client, createStore } from '../storage';
+import { classifyStorageError, StorageAccessError, StorageUnavailableError } from '../storage/errors';
+import { encodeKey, LeanS3 } from '../storage/lean-s3';
 import { freePort } from '../services/free-port';
 import { createTestBucket, s3EnvForTests } from './services';
 

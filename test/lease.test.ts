@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { createStore, type Store } from '../activities/storage';
-import { acquireLease, LeaseBusyError, LeaseLostError } from '../activities/storage/lease';
-import { canonicalUri, joinUri } from '../activities/storage/uri';
+import { createStore, type Store } from '../storage';
+import { acquireLease, LeaseBusyError, LeaseLostError } from '../storage/lease';
+import { canonicalUri, joinUri } from '../storage/uri';
 import { canonicalLocationSyntax } from '../core/locations';
 import { createTestBucket, s3ClientForTests } from './services';
 

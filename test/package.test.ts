@@ -28,8 +28,7 @@ const PACKED_SOURCES = [
   'client',
   'testing',
   'services',
-  // The storage layer the worker keeps task logs through (no application code).
-  'activities/storage',
+  'storage',
   'scripts/build.ts',
   'docs/own-project.md',
 ];

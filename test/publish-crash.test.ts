@@ -14,7 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { generateSparkify, publishedFiles, readTable, runSparkifyPipeline, TABLES } from '../activities/sparkify';
 import { RUN_MARKER } from '../activities/sparkify/lake-files';
-import { createStore, joinUri } from '../activities/storage';
+import { createStore, joinUri } from '../storage';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import type { DagSnapshot } from '../core/types';
 import { sparkifyDag } from '../dags/sparkify';

@@ -21,8 +21,8 @@ import {
 import type { DuckDbSettings, PublishResult } from '../activities/sparkify';
 import { RUN_MARKER } from '../activities/sparkify/lake-files';
 import type { LayoutName } from '../activities/sparkify/paths';
-import { createStore, joinUri } from '../activities/storage';
-import type { Store } from '../activities/storage';
+import { createStore, joinUri } from '../storage';
+import type { Store } from '../storage';
 import type { DataInterval } from '../core/types';
 import { crashingStore } from './fault-store';
 import { createTestBucket, s3ClientForTests } from './services';

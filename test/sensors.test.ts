@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import { createActivities } from '../activities';
 import { generateSparkify, readPublished, runSparkifyPipeline, TABLES } from '../activities/sparkify';
 import { checkLogsArrived } from '../activities/sparkify/wait-for-logs';
-import { createStore } from '../activities/storage';
+import { createStore } from '../storage';
 import { main } from '../client/cli';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import { defineDag } from '../core/dag';

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createS3Client } from '../activities/storage/s3-client';
+import { createS3Client } from '../storage/s3-client';
 import { startDevServer } from '../services/dev-server';
 import type { DevServer } from '../services/dev-server';
 import { s3EnvFor, startS3Server } from '../services/s3-server';

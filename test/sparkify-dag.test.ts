@@ -8,7 +8,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import type { TaskContext } from '../core/types';
 import { sparkifyDag } from '../dags/sparkify';
-import { createStore } from '../activities/storage';
+import { createStore } from '../storage';
 import { createSparkifyActivities } from '../activities/sparkify/activities';
 import { generateSparkify, readPublished, TABLES, type StageResult } from '../activities/sparkify';
 import { withTestWorker } from './support';

@@ -10,7 +10,7 @@ import { createActivities } from '../activities';
 import { generateSparkify } from '../activities/sparkify/generate';
 import type { GenerateExpectations } from '../activities/sparkify/generate';
 import { readPublished } from '../activities/sparkify/read-table';
-import { createStore } from '../activities/storage/store';
+import { createStore } from '../storage/store';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import type { DagRunStatus } from '../core/types';
 import { getDag } from '../dags';

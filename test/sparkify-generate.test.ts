@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { createStore } from '../activities/storage';
+import { createStore } from '../storage';
 import { generateSparkify } from '../activities/sparkify';
 
 const SAMPLE = '/work/shared/data/udacity-sample';

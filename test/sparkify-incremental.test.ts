@@ -11,7 +11,7 @@ import { before, describe, it } from 'node:test';
 import { createActivities } from '../activities';
 import { generateSparkify, readPublished, runSparkifyPipeline, runToken, TABLES } from '../activities/sparkify';
 import type { GenerateExpectations } from '../activities/sparkify';
-import { createStore } from '../activities/storage';
+import { createStore } from '../storage';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import type { DataInterval } from '../core/types';
 import { getDag } from '../dags';

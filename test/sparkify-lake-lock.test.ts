@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { generateSparkify, readPublished, runSparkifyPipeline, TABLES } from '../activities/sparkify';
-import { createStore } from '../activities/storage';
+import { createStore } from '../storage';
 import type { DataInterval } from '../core/types';
 
 const DAYS = 4;

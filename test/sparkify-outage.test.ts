@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 import { asyncLocalStorage } from '@temporalio/activity';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import { sparkifyDag } from '../dags/sparkify';
-import { createS3Client, createStore, type Store } from '../activities/storage';
+import { createS3Client, createStore, type Store } from '../storage';
 import { createSparkifyActivities } from '../activities/sparkify/activities';
 import { generateSparkify, readPublished, runSparkifyPipeline, TABLES, type TableName } from '../activities/sparkify';
 import { freePort } from '../services/free-port';

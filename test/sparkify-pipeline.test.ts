@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { createStore, type Store } from '../activities/storage';
+import { createStore, type Store } from '../storage';
 import { sqlString } from '../activities/sparkify/duckdb';
 import {
   InputDataError,

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createStore } from '../activities/storage';
+import { createStore } from '../storage';
 import { createSparkifyActivities } from '../activities/sparkify/activities';
 import { literalGlob, sqlFileList } from '../activities/sparkify/duckdb';
 import { inputOutputProblem, locationOverlap } from '../activities/sparkify/locations';

@@ -15,7 +15,7 @@ import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
 import { generateSparkify, readPublished, runSparkifyPipeline } from '../activities/sparkify';
 import { renderReport, type ReportData } from '../activities/sparkify/report';
-import { createStore, type Store } from '../activities/storage';
+import { createStore, type Store } from '../storage';
 import { main } from '../client/cli';
 import { createTestBucket, s3ClientForTests, s3EnvForTests } from './services';
 

@@ -15,7 +15,7 @@ import {
   runSparkifyPipeline,
   TABLES,
 } from '../activities/sparkify';
-import { createStore } from '../activities/storage';
+import { createStore } from '../storage';
 import { crashingStore } from './fault-store';
 
 const store = createStore();

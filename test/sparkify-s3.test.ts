@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createStore, type Store } from '../activities/storage';
+import { createStore, type Store } from '../storage';
 import {
   TABLES,
   generateSparkify,

@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { createStore } from '../activities/storage';
+import { createStore } from '../storage';
 import { readPublished, runSparkifyPipeline } from '../activities/sparkify';
 
 // The shared data folder sits beside the checkout (../shared), in development and in CI.

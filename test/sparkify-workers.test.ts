@@ -13,7 +13,7 @@ import path from 'node:path';
 import { it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { generateSparkify, readTable, runSparkifyPipeline, TABLES } from '../activities/sparkify';
-import { createStore, joinUri } from '../activities/storage';
+import { createStore, joinUri } from '../storage';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import { sparkifyDag } from '../dags/sparkify';
 import { createTestBucket, s3ClientForTests, s3EnvForTests, testServices } from './services';

@@ -5,13 +5,13 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { S3ServiceException } from '@aws-sdk/client-s3';
 import { NonRetryableTaskError } from '../core/errors';
-import { createS3Client, createStore } from '../activities/storage';
+import { createS3Client, createStore } from '../storage';
 import {
   classifyStorageError,
   StorageAccessError,
   storageError,
   StorageUnavailableError,
-} from '../activities/storage/errors';
+} from '../storage/errors';
 import { freePort } from '../services/free-port';
 import { createTestBucket, s3EnvForTests } from './services';
 

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { NonRetryableTaskError, TempoflowError } from '../core/errors';
-import { createStore, mirrorPrefix, safeLocalPath, UnsafeObjectKeyError, type Store } from '../activities/storage';
+import { createStore, mirrorPrefix, safeLocalPath, UnsafeObjectKeyError, type Store } from '../storage';
 import { downloadAll } from '../activities/sparkify/transfer';
 import { createTestBucket, s3ClientForTests } from './services';
 

@@ -11,7 +11,7 @@ import {
   s3ClientConfig,
   s3Etag,
   type Store,
-} from '../activities/storage';
+} from '../storage';
 import { createTestBucket, s3ClientForTests } from './services';
 
 async function tempDir(): Promise<string> {
@@ -61,7 +61,7 @@ async function exerciseStore(store: Store, root: string) {
 }
 
 void test('mapLimit throws the first error only after the calls in flight have settled', async () => {
-  const { mapLimit } = await import('../activities/storage');
+  const { mapLimit } = await import('../storage');
   let running = 0;
   let started = 0;
   const failing = mapLimit(
@@ -157,7 +157,7 @@ void describe('S3 store (versitygw)', () => {
 
   void test('list pages through more than 1000 keys, and deletePrefix removes them all', async () => {
     const root = `s3://${await bucket()}/many`;
-    const { mapLimit } = await import('../activities/storage');
+    const { mapLimit } = await import('../storage');
     await mapLimit(
       Array.from({ length: 1105 }, (_, i) => i),
       32,

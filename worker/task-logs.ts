@@ -21,9 +21,9 @@ import { Context } from '@temporalio/activity';
 import type { Logger, LogLevel, LogMetadata } from '@temporalio/common';
 import type { TaskContext } from '../core/types';
 // The generic storage layer (S3 or a folder); it holds no application code.
-import { createStore } from '../activities/storage/store';
-import type { Store } from '../activities/storage/store';
-import { joinUri } from '../activities/storage/uri';
+import { createStore } from '../storage/store';
+import type { Store } from '../storage/store';
+import { joinUri } from '../storage/uri';
 
 const FLUSH_INTERVAL_MS = 2_000;
 const FLUSH_BYTES = 256 * 1024;

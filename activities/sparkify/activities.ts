@@ -2,8 +2,8 @@ import { asyncLocalStorage, cancellationSignal } from '@temporalio/activity';
 import { NonRetryableTaskError } from '../../core/errors';
 import type { Json, TaskActivity, TaskContext } from '../../core/types';
 import { keepAlive, reportProgress } from '../heartbeat';
-import type { LeaseOptions } from '../storage/lease';
-import type { Store } from '../storage/store';
+import type { LeaseOptions } from '../../storage/lease';
+import type { Store } from '../../storage/store';
 import type { BuildTablesResult } from './build-tables';
 import {
   type BuildMonthResult,
@@ -94,7 +94,7 @@ function totals(results: StageResult[]): StageTotals[] {
 
 /**
  * Bad input is not fixed by retrying: fail the task at once, with the message naming file/line or counts.
- * Storage faults keep their class (activities/storage/errors.ts): outages retry, access errors do not.
+ * Storage faults keep their class (storage/errors.ts): outages retry, access errors do not.
  * The task heartbeats every few seconds while it runs, however long one step (a DuckDB statement, an upload,
  * a storage retry loop) takes, so only a dead worker is timed out.
  */

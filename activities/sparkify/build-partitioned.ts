@@ -1,8 +1,8 @@
 import { mkdir, readdir, rename, rm, cp } from 'node:fs/promises';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { mirrorPrefix } from '../storage/mirror';
-import { joinUri } from '../storage/uri';
+import { mirrorPrefix } from '../../storage/mirror';
+import { joinUri } from '../../storage/uri';
 import {
   LAID_OUT_AT_PUBLISH,
   PLAY_MODEL_SQL,

@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { Store } from '../storage/store';
+import type { Store } from '../../storage/store';
 
-import { mirrorPrefix } from '../storage/mirror';
+import { mirrorPrefix } from '../../storage/mirror';
 import { runCache } from './run-cache';
 import {
   DEFAULT_DUCKDB_MEMORY_LIMIT,

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
-import type { Store } from '../storage/store';
-import { createStore } from '../storage/store';
-import { mapLimit } from '../storage/concurrency';
-import { joinUri } from '../storage/uri';
+import type { Store } from '../../storage/store';
+import { createStore } from '../../storage/store';
+import { mapLimit } from '../../storage/concurrency';
+import { joinUri } from '../../storage/uri';
 
 export interface GenerateOptions {
   /** Where to write `song_data/` and `log_data/` (S3 URI or local directory). */

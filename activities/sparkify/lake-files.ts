@@ -1,6 +1,6 @@
-import { isNotFound } from '../storage/errors';
-import type { ObjectInfo, Store } from '../storage/store';
-import { joinUri } from '../storage/uri';
+import { isNotFound } from '../../storage/errors';
+import type { ObjectInfo, Store } from '../../storage/store';
+import { joinUri } from '../../storage/uri';
 import { InputDataError } from './errors';
 import { runSegment } from './paths';
 

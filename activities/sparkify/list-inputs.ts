@@ -1,6 +1,6 @@
 import type { DataInterval } from '../../core/types';
-import type { ObjectInfo, Store } from '../storage/store';
-import { joinUri } from '../storage/uri';
+import type { ObjectInfo, Store } from '../../storage/store';
+import { joinUri } from '../../storage/uri';
 import { InputDataError } from './errors';
 import { inputOutputProblem } from './locations';
 import { runPaths } from './paths';

@@ -1,4 +1,4 @@
-import { canonicalUri } from '../storage/uri';
+import { canonicalUri } from '../../storage/uri';
 
 /** How location `a` relates to location `b`. */
 export type Overlap = 'same' | 'inside' | 'contains';

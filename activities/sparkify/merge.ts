@@ -1,13 +1,13 @@
 import path from 'node:path';
 import type { DataInterval } from '../../core/types';
-import type { ObjectInfo, Store } from '../storage/store';
-import { joinUri } from '../storage/uri';
+import type { ObjectInfo, Store } from '../../storage/store';
+import { joinUri } from '../../storage/uri';
 import { USERS_FROM_USER_DAYS, writeTable } from './build-tables';
 import { type DuckDbSettings, withDuckDb, withScratch } from './duckdb';
 import { InputDataError, QualityCheckError } from './errors';
 import { publishedFiles } from './lake-files';
 import { lakeStatePaths, runPaths } from './paths';
-import { mirrorPrefix } from '../storage/mirror';
+import { mirrorPrefix } from '../../storage/mirror';
 import { runCache } from './run-cache';
 import { downloadAll } from './transfer';
 import { loadTable } from './validate';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { joinUri } from '../storage/uri';
+import { joinUri } from '../../storage/uri';
 
 // The lake's tables are stated in the catalog; re-exported here, where the rest of the lake's names live.
 export { SONG_TABLES, TABLES, type LayoutName, type StateTableName, type TableName } from './catalog';

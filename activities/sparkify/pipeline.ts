@@ -1,6 +1,6 @@
 import type { DataInterval } from '../../core/types';
-import type { Store } from '../storage/store';
-import { mapLimit } from '../storage/concurrency';
+import type { Store } from '../../storage/store';
+import { mapLimit } from '../../storage/concurrency';
 import { type BuildTablesResult, buildTables } from './build-tables';
 import type { DuckDbSettings } from './duckdb';
 import { QualityCheckError, RejectRateError } from './errors';

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { mapLimit } from '../storage/concurrency';
-import { type Lease, type LeaseOptions, LeaseLostError, acquireLease } from '../storage/lease';
-import { mirrorPrefix } from '../storage/mirror';
-import type { Store } from '../storage/store';
-import { baseName, joinUri, parseUri } from '../storage/uri';
+import { mapLimit } from '../../storage/concurrency';
+import { type Lease, type LeaseOptions, LeaseLostError, acquireLease } from '../../storage/lease';
+import { mirrorPrefix } from '../../storage/mirror';
+import type { Store } from '../../storage/store';
+import { baseName, joinUri, parseUri } from '../../storage/uri';
 import type { DataInterval } from '../../core/types';
 import { LAID_OUT_AT_PUBLISH, limitPartitionBuffers, writeTable } from './build-tables';
 import { type DuckDbSettings, sqlFileList, withDuckDb, withScratch } from './duckdb';

@@ -1,7 +1,7 @@
 import path from 'node:path';
-import type { Store } from '../storage/store';
-import { safeLocalPath } from '../storage/local-path';
-import { joinUri } from '../storage/uri';
+import type { Store } from '../../storage/store';
+import { safeLocalPath } from '../../storage/local-path';
+import { joinUri } from '../../storage/uri';
 import { downloadAll } from './transfer';
 import { publishedFiles } from './lake-files';
 import { type DuckDbSettings, withDuckDb, withScratch } from './duckdb';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { TempoflowError } from '../../core/errors';
 import type { CliContext } from '../../client/context';
-import { createStore } from '../storage';
+import { createStore } from '../../storage';
 import { buildReport, renderReport } from './report';
 
 export function register(program: Command, ctx: CliContext): void {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { ObjectInfo, Store } from '../storage/store';
-import { joinUri } from '../storage/uri';
+import type { ObjectInfo, Store } from '../../storage/store';
+import { joinUri } from '../../storage/uri';
 import { InputDataError } from './errors';
 import { readJsonIfExists, readMarker } from './lake-files';
 import { lakeStatePaths, runPaths } from './paths';

@@ -1,7 +1,7 @@
 import path from 'node:path';
-import type { ObjectInfo, Store } from '../storage/store';
-import { mapLimit } from '../storage/concurrency';
-import { assertSafeObjectKey } from '../storage/local-path';
+import type { ObjectInfo, Store } from '../../storage/store';
+import { mapLimit } from '../../storage/concurrency';
+import { assertSafeObjectKey } from '../../storage/local-path';
 import type { OnProgress } from './paths';
 
 /** Downloads objects to local files in parallel, reporting progress per file. */

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { Store } from '../storage/store';
-import { joinUri } from '../storage/uri';
+import type { Store } from '../../storage/store';
+import { joinUri } from '../../storage/uri';
 import { type DuckDbSettings, parquetFilesUnder, sqlFileList, sqlFilePath, withDuckDb, withScratch } from './duckdb';
 import { loadStaged, stagedDirs } from './build-tables';
-import { mirrorPrefix } from '../storage/mirror';
+import { mirrorPrefix } from '../../storage/mirror';
 import { runCache } from './run-cache';
 import { type LayoutName, type OnProgress, SONG_TABLES, TABLES, lakeStatePaths, runPaths } from './paths';
 import { REFERENCES, emptyTableDdl, tableSpec } from './catalog';

@@ -1,6 +1,6 @@
 import type { DataInterval } from '../../core/types';
-import type { Store } from '../storage/store';
-import { joinUri } from '../storage/uri';
+import type { Store } from '../../storage/store';
+import { joinUri } from '../../storage/uri';
 import { isHidden, logFileDate } from './list-inputs';
 
 const DAY_MS = 86_400_000;

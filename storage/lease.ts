@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { TempoflowError } from '../../core/errors';
+import { TempoflowError } from '../core/errors';
 import { isNotFound } from './errors';
 import type { Store } from './store';
 import { joinUri } from './uri';

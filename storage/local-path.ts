@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { NonRetryableTaskError } from '../../core/errors';
+import { NonRetryableTaskError } from '../core/errors';
 
 /**
  * An object key that would land outside the local folder it is copied into (`..` segments, an absolute path,

@@ -1,7 +1,7 @@
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { canonicalLocationSyntax } from '../../core/locations';
+import { canonicalLocationSyntax } from '../core/locations';
 
 /** A parsed storage location: an S3 bucket + key, or an absolute local path. */
 export type Location = { kind: 's3'; bucket: string; key: string } | { kind: 'local'; path: string };

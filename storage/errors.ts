@@ -1,4 +1,4 @@
-import { NonRetryableTaskError } from '../../core/errors';
+import { NonRetryableTaskError } from '../core/errors';
 import type { Store } from './store';
 import { parseUri } from './uri';
 
