@@ -6,12 +6,7 @@ import { describe, test } from 'node:test';
 import { S3ServiceException } from '@aws-sdk/client-s3';
 import { NonRetryableTaskError } from '../core/errors';
 import { createS3Client, createStore } from '../storage';
-import {
-  classifyStorageError,
-  StorageAccessError,
-  storageError,
-  StorageUnavailableError,
-} from '../storage/errors';
+import { classifyStorageError, StorageAccessError, storageError, StorageUnavailableError } from '../storage/errors';
 import { freePort } from '../services/free-port';
 import { createTestBucket, s3EnvForTests } from './services';
 

@@ -4,14 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { S3Client } from '@aws-sdk/client-s3';
-import {
-  createStore,
-  mirrorPrefix,
-  readDlCfgCredentials,
-  s3ClientConfig,
-  s3Etag,
-  type Store,
-} from '../storage';
+import { createStore, mirrorPrefix, readDlCfgCredentials, s3ClientConfig, s3Etag, type Store } from '../storage';
 import { createTestBucket, s3ClientForTests } from './services';
 
 async function tempDir(): Promise<string> {
