@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -82,6 +83,8 @@ void describe('the sparkify DAG on the runner', { skip: noTemporal }, () => {
         taskQueue,
         params: { input, output },
         dataInterval: { start: '2018-11-01T00:00:00Z', end: '2018-11-05T00:00:00Z' },
+        // Not the default `sparkify_etl__<interval end>`: other test files on this server run those intervals.
+        runId: `dag-test-${randomUUID()}`,
       });
       const status = await waitForRun(run.handle);
       assert.equal(status.state, 'success', JSON.stringify(status.tasks.map((t) => [t.taskId, t.state, t.error])));
@@ -103,6 +106,7 @@ void describe('the sparkify DAG on the runner', { skip: noTemporal }, () => {
             taskQueue,
             params: { input, output },
             dataInterval: { start: '2018-11-03T00:00:00Z', end: '2018-11-04T00:00:00Z' },
+            runId: `dag-test-${randomUUID()}`,
           })
         ).handle,
       );

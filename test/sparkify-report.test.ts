@@ -79,12 +79,17 @@ void describe('sparkify report', () => {
   let s3Destroy: () => void;
   let lake: string;
   const dir = mkdtempSync(join(tmpdir(), 'tempoflow-report-'));
-  const savedEnv = { ...process.env };
+  let addedEnv: Record<string, string> = {};
+  const savedEnv: Record<string, string | undefined> = {};
 
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: run \`apt-get install -y chromium\``);
     // The CLI builds its S3 client from the environment, as for a user.
-    Object.assign(process.env, await s3EnvForTests());
+    addedEnv = await s3EnvForTests();
+    for (const [key, value] of Object.entries(addedEnv)) {
+      savedEnv[key] = process.env[key];
+      process.env[key] = value;
+    }
     const s3 = await s3ClientForTests();
     s3Destroy = () => s3.destroy();
     store = createStore({ s3Client: s3 });
@@ -103,7 +108,10 @@ void describe('sparkify report', () => {
   after(async () => {
     await browser?.close();
     s3Destroy?.();
-    process.env = savedEnv;
+    for (const key of Object.keys(addedEnv)) {
+      if (savedEnv[key] === undefined) delete process.env[key];
+      else process.env[key] = savedEnv[key];
+    }
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -212,6 +220,36 @@ void describe('sparkify report', () => {
     assert.deepEqual(blob, data, 'the data blob reads back whole');
     assert.deepEqual(await chartData(page, 'chart-hour'), [data.byHour]);
     await page.close();
+  });
+
+  it('the same lake in a local folder gives the same numbers', async () => {
+    const localLake = join(dir, 'local-lake');
+    await store.downloadPrefix(lake, localLake);
+    const numbers = async (uri: string) => {
+      const res = await cli(['sparkify', 'report', '--lake', uri, '--out', join(dir, 'numbers.html'), '--json']);
+      assert.equal(res.code, 0, res.stderr);
+      const { lake: named, generatedAt, quality, ...rest } = JSON.parse(res.stdout) as ReportData & { out: string };
+      assert.equal(named, uri);
+      assert.ok(!Number.isNaN(Date.parse(generatedAt)));
+      return { ...rest, quality: quality?.report };
+    };
+    const fromS3 = await numbers(lake);
+    assert.ok(fromS3.plays > 0 && fromS3.quality?.passed);
+    assert.deepEqual(await numbers(localLake), fromS3);
+  });
+
+  it('an --out that cannot be written: the error names the path, exit 2, no stack trace', async () => {
+    // A folder that does not exist: refused before the lake is read (the lake named here does not exist either).
+    const missing = join(dir, 'no-such-folder', 'report.html');
+    const early = await cli(['sparkify', 'report', '--lake', join(dir, 'nowhere'), '--out', missing]);
+    assert.equal(early.code, 2);
+    assert.match(early.stderr, new RegExp(`cannot write the report to ${missing}: .*ENOENT`));
+    assert.doesNotMatch(early.stderr, /\n\s+at /);
+    // A path that is a folder: found only when the page is written.
+    const late = await cli(['sparkify', 'report', '--lake', lake, '--out', dir]);
+    assert.equal(late.code, 2);
+    assert.match(late.stderr, new RegExp(`cannot write the report to ${dir}: .*EISDIR`));
+    assert.doesNotMatch(late.stderr, /\n\s+at /);
   });
 
   it('a lake with nothing published: a clear error naming it, exit 2, no stack trace', async () => {
