@@ -1,5 +1,6 @@
 /** `tempoflow sparkify report` (a command this repository's project adds): the published lake as one HTML page. */
-import { writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { TempoflowError } from '../../core/errors';
@@ -16,14 +17,17 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--out <file>', 'where to write the page', 'report.html')
     .option('--json', 'print the numbers as JSON as well')
     .action(async (flags: { lake: string; out: string; json?: boolean }) => {
-      const data = await buildReport({ store: createStore(), lake: flags.lake });
       const out = path.resolve(flags.out);
-      const page = renderReport(data);
-      try {
-        await writeFile(out, page);
-      } catch (cause) {
-        throw new TempoflowError(`cannot write the report to ${out}: ${(cause as Error).message}`, { cause });
-      }
+      const cannotWrite = (cause: unknown) =>
+        new TempoflowError(`cannot write the report to ${out}: ${(cause as Error).message}`, { cause });
+      // Checked before the lake is read: a mistyped --out should not cost a download of the whole lake first.
+      await access(path.dirname(out), constants.W_OK).catch((cause: unknown) => {
+        throw cannotWrite(cause);
+      });
+      const data = await buildReport({ store: createStore(), lake: flags.lake });
+      await writeFile(out, renderReport(data)).catch((cause: unknown) => {
+        throw cannotWrite(cause);
+      });
       if (flags.json) return ctx.json({ out, ...data });
       const matched = data.plays ? ((100 * data.matchedPlays) / data.plays).toFixed(1) : '0';
       ctx.out(`${ctx.style.green('✓')} report of ${flags.lake} written to ${out}`);
