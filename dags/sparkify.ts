@@ -37,6 +37,11 @@ export const sparkifyDag = defineDag({
       default: false,
       description: 'rebuild songs and artists even when the song input is unchanged since they were published',
     },
+    waitForLogs: {
+      type: 'boolean',
+      default: true,
+      description: "wait (up to 6 h) for the interval's daily log files; false for backfills over days that have none",
+    },
   },
   // Checked again by list_inputs, for runs a schedule or backfill starts.
   validateParams: ({ input, output }) => {

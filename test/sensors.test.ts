@@ -298,6 +298,22 @@ void describe('sparkify_etl waits for its day', () => {
         assert.equal(status.state, 'success', JSON.stringify(status.tasks.map((t) => [t.taskId, t.state, t.error])));
         assert.ok(task(status, 'wait_for_logs').sensor!.checks >= 3);
         assert.deepEqual(status.outputs.wait_for_logs, { days: 1 });
+
+        // A backfill over a day that will never have a log file does not wait with waitForLogs=false.
+        const noWait = await waitForRun(
+          (
+            await triggerDagRun(client, dag, {
+              taskQueue,
+              params: { input, output: `s3://${lakeBucket}/no-wait`, waitForLogs: false },
+              dataInterval: { start: '2018-11-20T00:00:00.000Z', end: '2018-11-21T00:00:00.000Z' },
+              runId: `sensor-no-wait-${randomUUID()}`,
+            })
+          ).handle,
+        );
+        assert.equal(noWait.state, 'success', JSON.stringify(noWait.tasks.map((t) => [t.taskId, t.error])));
+        const check = task(noWait, 'wait_for_logs');
+        assert.equal(check.sensor?.checks, 1);
+        assert.match(check.sensor?.lastDetail ?? '', /^not waiting \(waitForLogs=false\)/);
       });
 
       // The late day's lake equals the lake of a run that found its file there at once.

@@ -114,7 +114,8 @@ const json = (x: unknown): Json => JSON.parse(JSON.stringify(x)) as Json;
 /**
  * The Sparkify DAG's task activities. Data moves by URI (manifests, staged Parquet); outputs are small JSON.
  * - `sparkifyWaitForLogs`: a sensor's check: `{ done, detail, output? }`, done when the input has a log file for
- *   every day of `ctx.dataInterval` (at once without an interval); `detail` names the missing days.
+ *   every day of `ctx.dataInterval` (at once without an interval, or with param `waitForLogs` false); `detail`
+ *   names the missing days.
  * - `sparkifyListInputs`: params `input`, `output`, `rebuildSongs`; `ctx.dataInterval` picks daily log files.
  *   Returns `{ songChunks: string[], logChunks: string[], songFiles, logFiles, bytes, skippedLogFiles,
  *   songsReusedFrom }` (no song chunks when the song input is unchanged since the published songs).
@@ -147,7 +148,9 @@ export function createSparkifyActivities(deps: SparkifyActivityDeps) {
   });
   return {
     sparkifyWaitForLogs: userErrors(async (ctx) =>
-      json(await checkLogsArrived({ store, input: stringParam(ctx, 'input'), dataInterval: ctx.dataInterval })),
+      ctx.params.waitForLogs === false
+        ? json({ done: true, detail: 'not waiting (waitForLogs=false): the run reads the log files there are' })
+        : json(await checkLogsArrived({ store, input: stringParam(ctx, 'input'), dataInterval: ctx.dataInterval })),
     ),
 
     sparkifyListInputs: userErrors(async (ctx) => {
