@@ -4,16 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { getPool, setPool } from '../client/pools';
-import { main } from '../client/cli';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import { defineDag } from '../core/dag';
 import type { ActivityRecord, DagRunStatus, DagSnapshot, TaskContext } from '../core/types';
-import { testServices } from './services';
-import { withTestWorker } from './support';
+import { cliInProcess, withTestWorker } from './support';
 
 /** When each pooled task instance ran, by pool (the activity records it). */
 const spans = new Map<string, { runId: string; start: number; end: number }[]>();
@@ -74,22 +71,9 @@ function peak(pool: string): number {
   return most;
 }
 
-async function cli(args: string[], taskQueue?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { temporal } = await testServices();
-  const capture = () => {
-    const stream = new PassThrough();
-    let text = '';
-    stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    return { stream: stream as unknown as NodeJS.WriteStream, text: () => text };
-  };
-  const [out, err] = [capture(), capture()];
-  const code = await main(['node', 'tempoflow', ...(taskQueue ? ['--task-queue', taskQueue] : []), ...args], {
-    stdout: out.stream,
-    stderr: err.stream,
-    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, NO_COLOR: '1' },
-  });
-  return { code, stdout: out.text(), stderr: err.text() };
-}
+/** The CLI in this process, on `taskQueue` when given (a pool's workflow runs on the queue that set it). */
+const cli = (args: string[], taskQueue?: string) =>
+  cliInProcess([...(taskQueue ? ['--task-queue', taskQueue] : []), ...args]);
 
 const uniquePool = (what: string) => `${what}_${randomUUID().slice(0, 8)}`;
 const task = (status: DagRunStatus, id: string) => status.tasks.find((t) => t.taskId === id)!;

@@ -8,21 +8,19 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { createActivities } from '../activities';
 import { generateSparkify, readPublished, runSparkifyPipeline, TABLES } from '../activities/sparkify';
 import { checkLogsArrived } from '../activities/sparkify/wait-for-logs';
 import { createStore } from '../storage';
-import { main } from '../client/cli';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import { defineDag } from '../core/dag';
 import { DagDefinitionError } from '../core/errors';
 import type { ActivityRecord, DagRunStatus, DagSnapshot, SensorCheck, TaskContext } from '../core/types';
 import { getDag } from '../dags';
-import { createTestBucket, s3ClientForTests, testServices } from './services';
-import { withTestWorker } from './support';
+import { createTestBucket, s3ClientForTests } from './services';
+import { cliInProcess as cli, withTestWorker } from './support';
 
 /** Per run: when `produce` finished (the condition the sensor waits for). */
 const produced = new Map<string, number>();
@@ -77,23 +75,6 @@ const activities: ActivityRecord = {
 };
 
 const task = (status: DagRunStatus, id: string) => status.tasks.find((t) => t.taskId === id)!;
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { temporal } = await testServices();
-  const capture = () => {
-    const stream = new PassThrough();
-    let text = '';
-    stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    return { stream: stream as unknown as NodeJS.WriteStream, text: () => text };
-  };
-  const [out, err] = [capture(), capture()];
-  const code = await main(['node', 'tempoflow', ...args], {
-    stdout: out.stream,
-    stderr: err.stream,
-    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, NO_COLOR: '1' },
-  });
-  return { code, stdout: out.text(), stderr: err.text() };
-}
 
 void describe('sensors on the runner', () => {
   it('waits between short checks on timers: one activity slot still runs another task meanwhile', async () => {

@@ -8,7 +8,6 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -16,26 +15,10 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { generateSparkify, readPublished, runSparkifyPipeline } from '../activities/sparkify';
 import { renderReport, type ReportData } from '../activities/sparkify/report';
 import { createStore, type Store } from '../storage';
-import { main } from '../client/cli';
 import { createTestBucket, s3ClientForTests, s3EnvForTests } from './services';
+import { cliInProcess as cli } from './support';
 
 const CHROMIUM = process.env.TEMPOFLOW_CHROMIUM ?? '/usr/bin/chromium';
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const capture = () => {
-    const stream = new PassThrough();
-    let text = '';
-    stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    return { stream: stream as unknown as NodeJS.WriteStream, text: () => text };
-  };
-  const [out, err] = [capture(), capture()];
-  const code = await main(['node', 'tempoflow', ...args], {
-    stdout: out.stream,
-    stderr: err.stream,
-    env: { ...process.env, NO_COLOR: '1' },
-  });
-  return { code, stdout: out.text(), stderr: err.text() };
-}
 
 /** Opens a report file with every request but the file itself refused; returns the page and what it tried. */
 async function openOffline(browser: BrowserContext, file: string) {

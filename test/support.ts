@@ -3,10 +3,12 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { Worker } from '@temporalio/worker';
 import type { DagSnapshot, ActivityRecord } from '../core/types';
+import { main } from '../client/cli';
 import { bundleWorkflows, createTempoflowWorker } from '../worker/create-worker';
 import { testServices } from './services';
 
@@ -80,4 +82,22 @@ export function startWorkerProcess(fixture: string, env: NodeJS.ProcessEnv): Pro
     });
     child.once('exit', (code) => reject(new Error(`worker process exited early with code ${code}`)));
   });
+}
+
+/** Runs the CLI in this process against the test Temporal server and returns its exit code and what it printed. */
+export async function cliInProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { temporal } = await testServices();
+  const capture = () => {
+    const stream = new PassThrough();
+    let text = '';
+    stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    return { stream: stream as unknown as NodeJS.WriteStream, text: () => text };
+  };
+  const [out, err] = [capture(), capture()];
+  const code = await main(['node', 'tempoflow', ...args], {
+    stdout: out.stream,
+    stderr: err.stream,
+    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, NO_COLOR: '1' },
+  });
+  return { code, stdout: out.text(), stderr: err.text() };
 }

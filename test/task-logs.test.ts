@@ -2,17 +2,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Context, log, sleep } from '@temporalio/activity';
-import { main } from '../client/cli';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import { defineDag } from '../core/dag';
 import type { TaskContext } from '../core/types';
 import { resolveLogLocation } from '../worker/log-location';
-import { createTestBucket, s3EnvForTests, testServices } from './services';
-import { withTestWorker } from './support';
+import { createTestBucket, s3EnvForTests } from './services';
+import { cliInProcess as cli, withTestWorker } from './support';
 
 const SECRET = 'not-a-real-secret-7d1f2a';
 
@@ -45,25 +43,6 @@ const activities = {
     return 'done';
   },
 };
-
-/** Runs the CLI in this process (the worker is in it too) and returns what it printed. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { temporal } = await testServices();
-  const capture = () => {
-    const stream = new PassThrough();
-    let text = '';
-    stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    return { stream: stream as unknown as NodeJS.WriteStream, text: () => text };
-  };
-  const out = capture();
-  const err = capture();
-  const code = await main(['node', 'tempoflow', ...args], {
-    stdout: out.stream,
-    stderr: err.stream,
-    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, NO_COLOR: '1' },
-  });
-  return { code, stdout: out.text(), stderr: err.text() };
-}
 
 /** Checks what `runs logs` shows of a run of `logsDag` at `location`. */
 async function checkLogsOfFlakyRun(location: string) {
