@@ -1,6 +1,7 @@
 /** Named pools of slots shared by every run of every DAG (`pool: '<name>'` on a task): create, list, delete. */
 import { WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
+import { ID as POOL_NAME } from '../core/dag';
 import { InvalidFieldError, TempoflowError } from '../core/errors';
 import {
   configurePoolUpdate,
@@ -12,8 +13,6 @@ import {
 import type { PoolState, PoolStatus, resourcePool } from '../workflows/resource-pool';
 
 export type { PoolStatus } from '../workflows/resource-pool';
-
-const POOL_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 
 /** A pool that does not exist, or one that cannot be deleted now. */
 export class PoolError extends TempoflowError {

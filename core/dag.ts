@@ -8,7 +8,8 @@ import { checkCron } from './schedule';
 import { TRIGGER_RULES } from './types';
 import type { Dag, DagDefinition, DagSnapshot, TaskDefinition, TaskOptions, TaskSnapshot } from './types';
 
-const ID = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+/** What ids and names look like (DAGs, tasks, params, pools): a letter, then letters, digits, _ . - */
+export const ID = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 const duration = z.union([z.number().nonnegative(), z.string().min(1)]);
 
 const taskOptionsShape = {
