@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- --framework`: the framework's own overhead (issue 10 item 6), with activities that do nothing,
  * on a Temporal dev server this bench starts and a worker in this process:
- *   (a) a 5,000-way map, 64 instances at once, must complete in ≤ 15 s;
+ *   (a) a 5,000-way map, 64 instances at once, must complete in ≤ 15 s: measured with the instances as activities
+ *       (each through the server's task queue) and as local activities (`localActivity: true`, on the runner's worker);
  *   (b) a 100-task linear chain must complete in ≤ 5 s;
  *   no workflow history of either run (the runner and every child it starts, e.g. map batches) over 10,240 events.
  * Prints PASS/MISS per target (bench/targets.ts) and writes bench/results/framework.json.
@@ -49,18 +50,26 @@ export function frameworkDags(
   count: number,
   maxActive: number,
   chain: number,
-): { map: DagSnapshot; chain: DagSnapshot } {
-  return {
-    map: defineDag({
-      id: 'bench_framework_map',
+): { map: DagSnapshot; localMap: DagSnapshot; chain: DagSnapshot } {
+  const mapDag = (id: string, localActivity: boolean) =>
+    defineDag({
+      id,
       maxActiveTasks: maxActive,
       defaults: { retries: 0, executionTimeout: '1m' },
       params: { count: { type: 'integer', default: count, min: 0, max: 100_000 } },
       tasks: [
         { id: 'plan', activity: 'benchPlan' },
-        { id: 'noop', activity: 'benchNoop', map: { over: 'plan', maxActive } },
+        {
+          id: 'noop',
+          activity: 'benchNoop',
+          map: { over: 'plan', maxActive },
+          ...(localActivity ? { localActivity } : {}),
+        },
       ],
-    }),
+    });
+  return {
+    map: mapDag('bench_framework_map', false),
+    localMap: mapDag('bench_framework_map_local', true),
     chain: defineDag({
       id: 'bench_framework_chain',
       defaults: { retries: 0, executionTimeout: '1m' },
@@ -87,6 +96,8 @@ export interface HistoryStats {
   /** Workflow tasks that failed or timed out (each one retried: wasted work). */
   workflowTaskProblems: number;
   activities: number;
+  /** Local activities (one marker event each). */
+  localActivities: number;
   children: number;
   /** Its first and last event, in seconds since the run's first event. */
   span: [number, number];
@@ -111,6 +122,8 @@ export interface FrameworkResult {
   chain: number;
   eagerActivities: boolean;
   map: RunMeasurement;
+  /** The same map with `localActivity: true`. */
+  localMap: RunMeasurement;
   chainRun: RunMeasurement;
   targets: (TargetLine & { verdict: string })[];
 }
@@ -162,7 +175,7 @@ async function runBench(
       connection: nativeConnection,
       namespace,
       taskQueue,
-      dags: [dags.map, dags.chain],
+      dags: [dags.map, dags.localMap, dags.chain],
       activities: frameworkActivities,
       // A worker sized for many small tasks: the map asks for `maxActive` instances at once (a worker with fewer
       // slots would be the limit, not the framework), and every free slot may take an activity eagerly.
@@ -200,24 +213,34 @@ async function runBench(
       }
       return best!;
     };
-    const { map, chainRun } = await worker.runUntil(async () => {
+    const { map, localMap, chainRun } = await worker.runUntil(async () => {
       // Warm-up: the worker's workflow threads load the bundle and the first connections open, as on a long-lived worker.
       log('warm-up: a 100-way map');
       await measure(dags.map, { count: 100 }, 'warm-up', 1);
+      await measure(dags.localMap, { count: 100 }, 'warm-up', 1);
       log(`${count}-way map, ${maxActive} at once`);
       const map = await measure(dags.map, { count }, 'map', runs);
+      log(`${count}-way map of local activities, ${maxActive} at once`);
+      const localMap = await measure(dags.localMap, { count }, 'local map', runs);
       log(`${chainLength}-task chain`);
       const chainRun = await measure(dags.chain, {}, 'chain', runs);
-      return { map, chainRun };
+      return { map, localMap, chainRun };
     });
 
-    const largest = Math.max(map.largestHistory.events, chainRun.largestHistory.events);
+    const largest = Math.max(map.largestHistory.events, localMap.largestHistory.events, chainRun.largestHistory.events);
     const lines = [
       check(
-        `6 framework: ${count}-way map, ${maxActive} at once ≤ 15 s`,
+        `6 framework: ${count}-way map, ${maxActive} at once ≤ 15 s (activities)`,
         map.seconds,
         FRAMEWORK_LIMITS.mapSeconds,
         `${map.seconds.toFixed(1)} s`,
+        '≤ 15 s',
+      ),
+      check(
+        `6 framework: ${count}-way map, ${maxActive} at once ≤ 15 s (local activities)`,
+        localMap.seconds,
+        FRAMEWORK_LIMITS.mapSeconds,
+        `${localMap.seconds.toFixed(1)} s`,
         '≤ 15 s',
       ),
       check(
@@ -231,7 +254,7 @@ async function runBench(
         '6 framework: largest workflow history ≤ 10,240 events',
         largest,
         FRAMEWORK_LIMITS.historyEvents,
-        `${largest} events (${[map, chainRun].map((r) => r.largestHistory.workflowId).join(', ')})`,
+        `${largest} events (${[map, localMap, chainRun].map((r) => r.largestHistory.workflowId).join(', ')})`,
         '≤ 10,240',
       ),
     ];
@@ -241,6 +264,7 @@ async function runBench(
       chain: chainLength,
       eagerActivities: eager,
       map,
+      localMap,
       chainRun,
       targets: lines.map((l) => ({ ...l, verdict: verdict(l) })),
     };
@@ -272,12 +296,14 @@ async function measureRun(
     const events = (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
     all.push(events);
     let activities = 0;
+    let localActivities = 0;
     let children = 0;
     let workflowTasks = 0;
     let workflowTaskProblems = 0;
     for (const e of events) {
       if (e.workflowTaskFailedEventAttributes || e.workflowTaskTimedOutEventAttributes) workflowTaskProblems++;
       if (e.activityTaskScheduledEventAttributes) activities++;
+      if (e.markerRecordedEventAttributes?.markerName === 'core_local_activity') localActivities++;
       if (e.workflowTaskCompletedEventAttributes) workflowTasks++;
       const child = e.childWorkflowExecutionStartedEventAttributes?.workflowExecution;
       if (child?.workflowId) {
@@ -293,6 +319,7 @@ async function measureRun(
       workflowTasks,
       workflowTaskProblems,
       activities,
+      localActivities,
       children,
       firstMs: events.length ? eventMs(events[0]!) : 0,
       lastMs: events.length ? eventMs(events.at(-1)!) : 0,
@@ -396,6 +423,7 @@ export async function frameworkBenchMain(argv: string[]): Promise<void> {
     `\nframework overhead (no-op activities, dev server, eager activities ${result.eagerActivities ? 'on' : 'off'})`,
   );
   console.log(row(`${result.count}-way map, ${result.maxActive} at once`, result.map));
+  console.log(row(`${result.count}-way map of local activities, ${result.maxActive} at once`, result.localMap));
   console.log(row(`${result.chain}-task chain`, result.chainRun));
   console.log(`\nissue 10 targets:\n${formatTargets(lines)}`);
 }

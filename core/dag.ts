@@ -66,6 +66,7 @@ const taskSchema = z.strictObject({
   sensor: z.strictObject({ every: duration, timeout: duration, softFail: z.boolean().optional() }).optional(),
   pool: z.string().regex(ID, 'a pool name must start with a letter and use letters, digits, _ . -').optional(),
   poolSlots: z.number().int().positive().optional(),
+  localActivity: z.boolean().optional(),
   description: z.string().optional(),
   ...taskOptionsShape,
 });
@@ -209,6 +210,22 @@ function checkSensorAndPool(task: TaskDefinition, label: string): void {
   }
 }
 
+/** A local activity never reaches a task queue or the server's heartbeat tracking: options that need them are errors. */
+function checkLocalActivity(task: TaskDefinition, snapshot: TaskSnapshot, label: string): void {
+  const fromDefaults = (key: keyof TaskOptions) => (task[key] === undefined ? " (from the DAG's defaults)" : '');
+  const conflicts = [
+    snapshot.heartbeatTimeoutMs !== undefined && `heartbeatTimeout${fromDefaults('heartbeatTimeout')}`,
+    snapshot.taskQueue !== undefined && `taskQueue${fromDefaults('taskQueue')}`,
+    task.preferWorkerOf !== undefined && 'preferWorkerOf',
+    task.sensor !== undefined && 'sensor',
+  ].filter((c): c is string => typeof c === 'string');
+  if (conflicts.length) {
+    throw new DagDefinitionError(
+      `${label}: a localActivity task runs on the runner's worker and cannot heartbeat to the server, so it cannot take ${conflicts.join(', ')}`,
+    );
+  }
+}
+
 /** A duration of the definition, or a `DagDefinitionError` naming where it is (`label`). */
 function definitionDuration(value: NonNullable<TaskOptions['retryDelay']>, label: string): number {
   try {
@@ -271,6 +288,10 @@ function snapshotTask(
     snapshot.sensor = { everyMs: sensorMs('every'), timeoutMs: sensorMs('timeout'), softFail: !!task.sensor.softFail };
   }
   if (task.pool !== undefined) snapshot.pool = { name: task.pool, slots: task.poolSlots ?? 1 };
+  if (task.localActivity) {
+    checkLocalActivity(task, snapshot, label);
+    snapshot.localActivity = true;
+  }
   if (task.map) {
     snapshot.map = { over: task.map.over, maxActive: Math.min(task.map.maxActive ?? maxActiveTasks, maxActiveTasks) };
     if (task.map.field !== undefined) snapshot.map.field = task.map.field;

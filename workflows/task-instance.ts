@@ -5,6 +5,7 @@ import {
   isCancellation,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   sleep,
   TimeoutFailure,
 } from '@temporalio/workflow';
@@ -58,6 +59,15 @@ export function taskActivity(
   mapIndex: number | undefined,
   preferred?: { taskQueue: string; scheduleToStartMs: number },
 ): (ctx: TaskContext) => Promise<Json> {
+  const summary = mapIndex === undefined ? `task ${task.id}` : `task ${task.id} [${mapIndex}]`;
+  if (task.localActivity) {
+    return proxyLocalActivities<Record<string, (ctx: TaskContext) => Promise<Json>>>({
+      startToCloseTimeout: task.executionTimeoutMs,
+      retry: { maximumAttempts: 1 },
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      summary,
+    })[task.activity]!;
+  }
   return proxyActivities<Record<string, (ctx: TaskContext) => Promise<Json>>>({
     startToCloseTimeout: task.executionTimeoutMs,
     heartbeatTimeout: task.heartbeatTimeoutMs,
@@ -65,7 +75,7 @@ export function taskActivity(
     ...(preferred ? { scheduleToStartTimeout: preferred.scheduleToStartMs } : {}),
     retry: { maximumAttempts: 1 },
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    summary: mapIndex === undefined ? `task ${task.id}` : `task ${task.id} [${mapIndex}]`,
+    summary,
   })[task.activity]!;
 }
 
