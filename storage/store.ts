@@ -157,20 +157,29 @@ async function writeLocalAtomic(file: string, body: WriteBody): Promise<void> {
   }
 }
 
+/** Every file under `dir` (keys relative to it, in no particular order); folders are read 16 at a time. */
 async function walk(dir: string, rel: string, out: { file: string; key: string }[]): Promise<void> {
-  let entries;
-  try {
-    entries = await fs.readdir(dir, { withFileTypes: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
-    throw err;
-  }
-  for (const e of entries) {
-    if (e.name.startsWith(TEMP_MARK)) continue; // another writer's file in flight
-    const key = rel ? `${rel}/${e.name}` : e.name;
-    const full = path.join(dir, e.name);
-    if (e.isDirectory()) await walk(full, key, out);
-    else if (e.isFile()) out.push({ file: full, key });
+  let level = [{ dir, rel }];
+  while (level.length > 0) {
+    const next: typeof level = [];
+    await mapLimit(level, 16, async (d) => {
+      let entries;
+      try {
+        entries = await fs.readdir(d.dir, { withFileTypes: true });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return;
+        throw err;
+      }
+      for (const e of entries) {
+        if (e.name.startsWith(TEMP_MARK)) continue; // another writer's file in flight
+        const key = d.rel ? `${d.rel}/${e.name}` : e.name;
+        const full = path.join(d.dir, e.name);
+        if (e.isDirectory()) next.push({ dir: full, rel: key });
+        else if (e.isFile()) out.push({ file: full, key });
+      }
+    });
+    level = next;
   }
 }
 
@@ -397,11 +406,13 @@ export function createStore(deps: StoreDeps = {}): Store {
     },
 
     async deletePrefix(prefixUri) {
-      const objects = await store.list(prefixUri);
       if (parseUri(prefixUri).kind === 'local') {
+        const files: { file: string; key: string }[] = [];
+        await walk(localPath(prefixUri), '', files);
         await fs.rm(localPath(prefixUri), { recursive: true, force: true });
-        return objects.length;
+        return files.length;
       }
+      const objects = await store.list(prefixUri);
       const { bucket } = s3Loc(prefixUri);
       const batches: string[][] = [];
       for (let i = 0; i < objects.length; i += 1000) {

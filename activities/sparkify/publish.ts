@@ -254,7 +254,10 @@ async function commit(store: Store, output: string, journal: PublishJournal, lea
       (o) => o.key !== RUN_MARKER && !live.has(o.key) && inDirs(o.key, u.dirs),
     );
     await mapLimit(stale, 16, (o) => store.delete(o.uri));
-    await pruneEmptyDirs(target);
+    await pruneEmptyDirs(
+      target,
+      stale.map((o) => o.key),
+    );
   }
   if (journal.songs) await store.delete(joinUri(lake.dir, journal.songs.lookup));
   const paths = journalPaths(output, journal.runId);
@@ -264,20 +267,17 @@ async function commit(store: Store, output: string, journal: PublishJournal, lea
 }
 
 /** Local lakes: partition folders left empty by deleted files go too (S3 has no folders). */
-async function pruneEmptyDirs(uri: string): Promise<void> {
+async function pruneEmptyDirs(uri: string, deletedKeys: readonly string[]): Promise<void> {
   const loc = parseUri(uri);
   if (loc.kind !== 'local') return;
-  const prune = async (dir: string): Promise<boolean> => {
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
-    if (!entries) return false;
-    let empty = true;
-    for (const e of entries) {
-      if (!(e.isDirectory() && (await prune(path.join(dir, e.name))))) empty = false;
-    }
-    if (empty && dir !== loc.path) await rmdir(dir).catch(() => undefined);
-    return empty;
-  };
-  await prune(loc.path);
+  // Each deleted file's folders, deepest first; rmdir refuses a folder that still holds something.
+  const dirs = new Set<string>();
+  for (const key of deletedKeys) {
+    const parts = key.split('/').slice(0, -1);
+    for (let n = parts.length; n > 0; n--) dirs.add(parts.slice(0, n).join('/'));
+  }
+  const deepestFirst = [...dirs].sort((a, b) => b.split('/').length - a.split('/').length);
+  for (const dir of deepestFirst) await rmdir(path.join(loc.path, ...dir.split('/'))).catch(() => undefined);
 }
 
 function inDirs(key: string, dirs: readonly string[]): boolean {
