@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -100,6 +101,32 @@ void describe('pipeline on generated data (local directories)', () => {
     assert.ok(keys.includes('_runs/run-1/quality.json'));
     assert.ok(!keys.some((k) => k.startsWith('_staging/')), 'the run staging area is deleted after publish');
     assert.ok(keys.filter((k) => !k.startsWith('_')).every((k) => TABLES.some((t) => k.startsWith(`${t}/`))));
+  });
+
+  void test('songs laid out by several DuckDB instances at once are the files one instance writes, byte for byte', async () => {
+    // publish splits the songs layout by partition over `threads` instances (at most 4).
+    const digests: string[][] = [];
+    for (const threads of [1, 3]) {
+      const lakeDir = await tmp(`layout-${threads}`);
+      await runSparkifyPipeline({ store, input, output: lakeDir, runId: 'layout', duckdb: { threads } });
+      const songsDir = path.join(lakeDir, 'songs');
+      const files = (await filesUnder(songsDir)).filter((k) => k.endsWith('.parquet'));
+      digests.push(
+        await Promise.all(
+          files.map(
+            async (k) =>
+              `${path.dirname(k)} ${createHash('md5')
+                .update(await fs.readFile(path.join(songsDir, k)))
+                .digest('hex')}`,
+          ),
+        ),
+      );
+      await fs.rm(lakeDir, { recursive: true, force: true });
+    }
+    const folders = digests[0]!.map((d) => d.split(' ')[0]);
+    assert.ok(folders.length > 100, `${folders.length} song partitions`);
+    assert.equal(new Set(folders).size, folders.length, 'one file per partition');
+    assert.deepEqual(digests[1]!.sort(), digests[0]!.sort());
   });
 
   void test('a second run of the same input gives identical tables, keeping the unchanged songs', async () => {

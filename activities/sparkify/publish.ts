@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { mapLimit } from '../../storage/concurrency';
 import { type Lease, type LeaseOptions, LeaseLostError, acquireLease } from '../../storage/lease';
@@ -8,7 +8,8 @@ import type { Store } from '../../storage/store';
 import { baseName, joinUri, parseUri } from '../../storage/uri';
 import type { DataInterval } from '../../core/types';
 import { LAID_OUT_AT_PUBLISH, limitPartitionBuffers, writeTable } from './build-tables';
-import { type DuckDbSettings, sqlFileList, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbSettings, defaultDuckDbThreads, sqlFileList, withDuckDb, withScratch } from './duckdb';
+import { tableSpec } from './catalog';
 import { InputDataError } from './errors';
 import { RUN_MARKER, type TableMarker, journalPaths, publishedFiles, readJsonIfExists } from './lake-files';
 import { mergeIntoLake } from './merge';
@@ -386,20 +387,57 @@ async function layOut(args: PublishArgs, table: TableName, token: string): Promi
   const dir = beside.kind === 'local' ? beside.path : cache.at(`layout-${token}`, table);
   await rm(dir, { recursive: true, force: true });
   const parts = (await readdir(staged)).filter((f) => f.endsWith('.parquet'));
+  // A partitioned write uses one thread (writeTable), and thousands of small files make it CPU-bound: each of
+  // `shares` DuckDB instances writes the partitions whose key hashes to it, into a folder of its own (DuckDB
+  // refuses to write into a folder that has files), and its partition folders are then moved into `dir`. Each
+  // partition is written whole by one instance, so the files are the ones a single write makes.
+  const shares = Math.max(1, Math.min(4, settings.threads ?? defaultDuckDbThreads()));
+  const partitionBy = tableSpec(table).partitionBy;
+  const key = partitionBy.map((c) => `"${c}"`).join(', ');
+  const shareDir = (share: number) => (shares === 1 ? dir : `${dir}-share-${share}`);
   await withScratch(settings, 'publish', (scratch) =>
-    withDuckDb(
-      settings,
-      scratch,
-      async (conn) => {
-        const list = sqlFileList(parts.map((f) => path.join(staged, f)));
-        await conn.run(`CREATE VIEW "${table}" AS SELECT * FROM read_parquet(${list})`);
-        await limitPartitionBuffers(conn, settings);
-        await writeTable(conn, table, dir, token);
-      },
-      args.signal,
+    Promise.all(
+      Array.from({ length: shares }, async (_, share) => {
+        const own = path.join(scratch, `share-${share}`);
+        await mkdir(own, { recursive: true });
+        await rm(shareDir(share), { recursive: true, force: true });
+        await withDuckDb(
+          { ...settings, threads: 1 },
+          own,
+          async (conn) => {
+            const list = sqlFileList(parts.map((f) => path.join(staged, f)));
+            const mine = shares > 1 ? ` WHERE hash(${key}) % ${shares} = ${share}` : '';
+            await conn.run(`CREATE VIEW "${table}" AS SELECT * FROM read_parquet(${list})${mine}`);
+            await limitPartitionBuffers(conn, settings);
+            await writeTable(conn, table, shareDir(share), token);
+          },
+          args.signal,
+        );
+      }),
     ),
   );
+  if (shares > 1) {
+    for (let share = 0; share < shares; share++) {
+      await movePartitions(shareDir(share), dir, partitionBy.length);
+      await rm(shareDir(share), { recursive: true, force: true });
+    }
+  }
   return dir;
+}
+
+/** Moves each partition folder (`depth` levels down, e.g. `year=…/artist_id=…`) of `from` into `to`. */
+async function movePartitions(from: string, to: string, depth: number, rel = ''): Promise<void> {
+  const entries = await readdir(path.join(from, rel), { withFileTypes: true }).catch(() => []);
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const sub = path.join(rel, e.name);
+    if (depth > 1) {
+      await movePartitions(from, to, depth - 1, sub);
+    } else {
+      await mkdir(path.join(to, rel), { recursive: true });
+      await rename(path.join(from, sub), path.join(to, sub));
+    }
+  }
 }
 
 /**
