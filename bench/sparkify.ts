@@ -89,6 +89,7 @@ const opts = new Command('bench')
     "one file system for the input, the floor's lake, the S3 server's data and the worker's scratch",
     tmpdir(),
   )
+  .option('--keep-input <dir>', 'generate the input into <dir> once and reuse it on later runs with the same scale')
   .option('--io <modes>', 'runs to make: s3, local or both (comma-separated)', 's3,local')
   .option('--workers <n>', 'worker processes, each with its own scratch folder (bench/workers.ts)', count, 1)
   .parse()
@@ -100,6 +101,7 @@ const opts = new Command('bench')
     floorRuns?: number;
     memoryLimit: string;
     workDir: string;
+    keepInput?: string;
     io: string;
     workers: number;
   }>();
@@ -124,14 +126,27 @@ mkdirSync(opts.workDir, { recursive: true }); // `--work-dir /dev/shm/bench` nee
 const work = mkdtempSync(join(opts.workDir, 'tempoflow-bench-'));
 const cleanups: (() => Promise<void> | void)[] = [() => rmSync(work, { recursive: true, force: true })];
 try {
-  const input = join(work, 'input');
-  log(
-    `generating ${songs.toLocaleString('en-US')} songs and ${events.toLocaleString('en-US')} events over ${days} days`,
-  );
+  const input = opts.keepInput ?? join(work, 'input');
+  const shape = { songs, events, days, seed: 1 };
+  const kept = join(input, '.bench-input.json');
   let t = Date.now();
-  const expected = await generateSparkify({ out: input, songs, events, days, seed: 1 });
+  let expected: Awaited<ReturnType<typeof generateSparkify>>;
+  const previous = existsSync(kept)
+    ? (JSON.parse(readFileSync(kept, 'utf8')) as { shape: typeof shape; expected: typeof expected })
+    : undefined;
+  if (previous && JSON.stringify(previous.shape) === JSON.stringify(shape)) {
+    expected = previous.expected;
+    log(`reusing the input in ${input}`);
+  } else {
+    rmSync(input, { recursive: true, force: true });
+    log(
+      `generating ${songs.toLocaleString('en-US')} songs and ${events.toLocaleString('en-US')} events over ${days} days`,
+    );
+    expected = await generateSparkify({ out: input, songs, events, days, seed: 1 });
+    if (opts.keepInput) writeFileSync(kept, JSON.stringify({ shape, expected }));
+  }
   const inputBytes = dirBytes(input);
-  log(`generated ${(inputBytes / 1e6).toFixed(0)} MB in ${seconds(Date.now() - t)}`);
+  log(`input: ${(inputBytes / 1e6).toFixed(0)} MB, ready in ${seconds(Date.now() - t)}`);
 
   // The floor: one DuckDB process, local files, the same SQL.
   log(`floor: plain DuckDB on local files, best of ${FLOOR_RUNS}`);
@@ -176,7 +191,13 @@ try {
   });
   cleanups.push(...workers.processes.map((w) => () => stop(w)));
   let peakRss = 0;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, workers.maxRss())), 200);
+  /** [time, worker RSS] every 200 ms: each task's peak is read from the samples within its start and end. */
+  let rssSamples: [number, number][] = [];
+  const sampler = setInterval(() => {
+    const rss = workers.maxRss();
+    peakRss = Math.max(peakRss, rss);
+    rssSamples.push([Date.now(), rss]);
+  }, 200);
   cleanups.push(() => clearInterval(sampler));
 
   const connection = await Connection.connect({ address: temporal.address });
@@ -188,6 +209,7 @@ try {
     log(`tempoflow: sparkify_etl on Temporal, ${label}`);
     const cpuBefore = { worker: workers.cpuSeconds(), s3: cpuSecondsOf(s3.pid) };
     peakRss = workers.maxRss();
+    rssSamples = [];
     const started = Date.now();
     const run = await triggerDagRun(client, getDag('sparkify_etl'), { taskQueue, params: { input: runInput, output } });
     const status = await waitForRun(run.handle);
@@ -207,7 +229,15 @@ try {
         x.startedAt && x.endedAt ? (Date.parse(x.endedAt) - Date.parse(x.startedAt)) / 1000 : null,
       ]),
     );
-    return { ms, cpu, rows, peakRssMB: Math.round(peakRss / 1024 ** 2), tasks };
+    // Tasks that overlap (stage_songs and stage_logs) share their peaks.
+    const peakRssMBByTask = Object.fromEntries(
+      status.tasks.map((x) => {
+        const [from, to] = [Date.parse(x.startedAt ?? ''), Date.parse(x.endedAt ?? '')];
+        const inside = rssSamples.filter(([at]) => at >= from && at <= to).map(([, rss]) => rss);
+        return [x.taskId, inside.length ? Math.round(Math.max(...inside) / 1024 ** 2) : null];
+      }),
+    );
+    return { ms, cpu, rows, peakRssMB: Math.round(peakRss / 1024 ** 2), peakRssMBByTask, tasks };
   }
 
   const s3Run = io.has('s3') ? await measuredRun('S3 in and out', 's3://bench/input', 's3://bench/lake') : undefined;
@@ -281,6 +311,7 @@ try {
       /** CPU seconds (user + system) of the worker and the S3 server during the run. */
       cpuSeconds: round(s3Run.cpu),
       peakWorkerRssMB: s3Run.peakRssMB,
+      peakWorkerRssMBByTask: s3Run.peakRssMBByTask,
       eventsPerSecond: Math.round(events / (s3Run.ms / 1000)),
       tasks: s3Run.tasks,
     },
@@ -290,6 +321,7 @@ try {
       dailyRunSeconds: localDailyMs && +(localDailyMs / 1000).toFixed(2),
       cpuSeconds: { worker: +localRun.cpu.worker.toFixed(1) },
       peakWorkerRssMB: localRun.peakRssMB,
+      peakWorkerRssMBByTask: localRun.peakRssMBByTask,
       tasks: localRun.tasks,
     },
     /** The S3 request floor through each transport: seconds, and CPU seconds of this client and the S3 server. */
@@ -428,6 +460,13 @@ try {
   console.log(table.toString());
   if (s3Run) console.log(`S3 run task seconds: ${JSON.stringify(s3Run.tasks)}`);
   if (localRun) console.log(`local run task seconds: ${JSON.stringify(localRun.tasks)}`);
+  for (const [label, run] of [
+    ['S3', s3Run],
+    ['local', localRun],
+  ] as const) {
+    if (run)
+      console.log(`${label} run peak worker RSS (MB) while each task ran: ${JSON.stringify(run.peakRssMBByTask)}`);
+  }
   console.log(`\nissue 10 targets:\n${formatTargets(lines)}`);
 } finally {
   for (const fn of cleanups.reverse()) await fn();
