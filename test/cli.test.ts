@@ -405,7 +405,10 @@ void describe('CLI building blocks', () => {
     );
     assert.equal(settings.taskQueue, 'q');
     assert.equal(settings.maxConcurrentActivities, 4);
-    assert.deepEqual({ ...settings.duckdb, tempDirectory: '' }, { memoryLimit: '2GB', threads: 3, tempDirectory: '' });
+    assert.deepEqual(
+      { ...settings.duckdb, tempDirectory: '' },
+      { memoryLimit: '2GB', threads: 3, tempDirectory: '', instances: 2 },
+    );
   });
 
   void test('heartbeat details show as files and bytes, attributed to the running task', () => {

@@ -30,6 +30,11 @@ export interface DuckDbSettings {
   threads: number;
   /** DuckDB's `temp_directory` (where it spills). */
   tempDirectory: string;
+  /**
+   * DuckDB databases open at once in this worker (a task that would open one more waits): with the memory limit,
+   * it bounds the worker's DuckDB memory at `instances x memoryLimit`, whatever the tasks running at once.
+   */
+  instances: number;
 }
 
 /** Flags that override the environment (the CLI's global options and `tempoflow worker` options). */
@@ -41,6 +46,7 @@ export interface WorkerSettingsOverrides {
   duckdbMemoryLimit?: string;
   duckdbThreads?: string | number;
   duckdbTempDir?: string;
+  duckdbInstances?: string | number;
   logLocation?: string;
 }
 
@@ -59,6 +65,12 @@ export const DEFAULT_TASK_QUEUE = 'tempoflow';
  */
 export const DEFAULT_MAX_CONCURRENT_ACTIVITIES = 4;
 export const DEFAULT_DUCKDB_MEMORY_LIMIT = '2GB';
+/*
+ * - 2 DuckDB databases open at once (not one per task): the 4 tasks spend much of their time in storage and JS,
+ *   and with threads = cores, two DuckDBs already keep 2 cores busy; 4 month builds at once took the worker past
+ *   2 GB at 10M events with no gain in time. Worst case 2 x 2GB, with Node, fits any 8 GB machine.
+ */
+export const DEFAULT_DUCKDB_INSTANCES = 2;
 export const defaultDuckDbThreads = (): number => Math.max(1, os.availableParallelism());
 export const defaultDuckDbTempDir = (): string => path.join(os.tmpdir(), 'tempoflow-duckdb');
 
@@ -72,6 +84,7 @@ const SOURCES = {
   duckdbMemoryLimit: { flag: '--duckdb-memory-limit', env: 'TEMPOFLOW_DUCKDB_MEMORY_LIMIT' },
   duckdbThreads: { flag: '--duckdb-threads', env: 'TEMPOFLOW_DUCKDB_THREADS' },
   duckdbTempDir: { flag: '--duckdb-temp-dir', env: 'TEMPOFLOW_DUCKDB_TEMP_DIR' },
+  duckdbInstances: { flag: '--duckdb-instances', env: 'TEMPOFLOW_DUCKDB_INSTANCES' },
 } as const satisfies Record<OwnSetting, { flag: string; env: string }>;
 
 const positiveInt = (max: number) =>
@@ -90,6 +103,7 @@ const FIELDS = {
     .regex(/^\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)$/i, "must be a size such as '512MB' or '2GB'"),
   duckdbThreads: positiveInt(1024),
   duckdbTempDir: z.string().trim().min(1, 'must not be empty'),
+  duckdbInstances: positiveInt(1024),
 } satisfies Record<OwnSetting, z.ZodType>;
 
 function defaults(): Record<OwnSetting, string | number> {
@@ -99,6 +113,7 @@ function defaults(): Record<OwnSetting, string | number> {
     duckdbMemoryLimit: DEFAULT_DUCKDB_MEMORY_LIMIT,
     duckdbThreads: defaultDuckDbThreads(),
     duckdbTempDir: defaultDuckDbTempDir(),
+    duckdbInstances: DEFAULT_DUCKDB_INSTANCES,
   };
 }
 
@@ -162,6 +177,7 @@ export function resolveWorkerSettings(
       memoryLimit: values.duckdbMemoryLimit as string,
       threads: values.duckdbThreads as number,
       tempDirectory: values.duckdbTempDir as string,
+      instances: values.duckdbInstances as number,
     },
     ...(logLocation ? { logLocation } : {}),
   };

@@ -10,6 +10,7 @@ import { InputDataError } from './errors';
  * does not import the framework's worker, so they are restated here; keep the two in step.
  */
 export const DEFAULT_DUCKDB_MEMORY_LIMIT = '2GB';
+export const DEFAULT_DUCKDB_INSTANCES = 2;
 export const defaultDuckDbThreads = (): number => Math.max(1, os.availableParallelism());
 
 /** Resources one DuckDB instance may use; memory beyond the limit spills to `tempDirectory`. */
@@ -22,6 +23,33 @@ export interface DuckDbSettings {
   tempDirectory?: string;
   /** Where activities put downloaded inputs and files to upload. Default the OS temp dir. */
   workDirectory?: string;
+  /** DuckDB databases open at once in this process; a call that would open one more waits. Default 2. */
+  instances?: number;
+}
+
+/** Databases open in this process, and the calls waiting for one to close (first come, first served). */
+const open = { count: 0, waiting: [] as (() => void)[] };
+
+async function takeInstance(limit: number, signal?: AbortSignal): Promise<void> {
+  while (open.count >= limit) {
+    signal?.throwIfAborted();
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        signal?.removeEventListener('abort', wake);
+        open.waiting = open.waiting.filter((w) => w !== wake);
+        resolve();
+      };
+      open.waiting.push(wake);
+      signal?.addEventListener('abort', wake, { once: true });
+    });
+  }
+  signal?.throwIfAborted();
+  open.count++;
+}
+
+function returnInstance(): void {
+  open.count--;
+  open.waiting[0]?.();
 }
 
 /** Makes a scratch directory for one call; the caller removes it (see `withScratch`). */
@@ -47,6 +75,21 @@ export async function withDuckDb<T>(
   fn: (conn: DuckDBConnection) => Promise<T>,
   signal?: AbortSignal,
   opts: { preserveOrder?: boolean } = {},
+): Promise<T> {
+  await takeInstance(settings.instances ?? DEFAULT_DUCKDB_INSTANCES, signal);
+  try {
+    return await openDuckDb(settings, scratchDir, fn, signal, opts);
+  } finally {
+    returnInstance();
+  }
+}
+
+async function openDuckDb<T>(
+  settings: DuckDbSettings,
+  scratchDir: string,
+  fn: (conn: DuckDBConnection) => Promise<T>,
+  signal: AbortSignal | undefined,
+  opts: { preserveOrder?: boolean },
 ): Promise<T> {
   // Each instance spills into its own directory: several calls may run at once on one worker.
   let tempDirectory = path.join(scratchDir, 'duckdb-spill');

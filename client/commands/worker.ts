@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { TemporalUnreachableError, isConnectionRefused } from '../connect';
 import type { CliContext } from '../context';
 import {
+  DEFAULT_DUCKDB_INSTANCES,
   DEFAULT_DUCKDB_MEMORY_LIMIT,
   DEFAULT_MAX_CONCURRENT_ACTIVITIES,
   resolveWorkerSettings,
@@ -13,6 +14,7 @@ interface WorkerFlags {
   duckdbMemoryLimit?: string;
   duckdbThreads?: string;
   duckdbTempDir?: string;
+  duckdbInstances?: string;
   logLocation?: string;
 }
 
@@ -30,6 +32,10 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .option('--duckdb-threads <n>', 'DuckDB threads of each task (env TEMPOFLOW_DUCKDB_THREADS, default: CPU cores)')
     .option('--duckdb-temp-dir <dir>', 'DuckDB spill directory (env TEMPOFLOW_DUCKDB_TEMP_DIR)')
+    .option(
+      '--duckdb-instances <n>',
+      `DuckDB databases open at once in the worker; tasks wait for one (env TEMPOFLOW_DUCKDB_INSTANCES, default ${DEFAULT_DUCKDB_INSTANCES})`,
+    )
     .option(
       '--log-location <folder or s3://bucket/prefix>',
       'keep task logs there, read with `tempoflow runs logs` (env TEMPOFLOW_LOG_LOCATION)',
