@@ -395,9 +395,12 @@ async function layOut(args: PublishArgs, table: TableName, token: string): Promi
   const partitionBy = tableSpec(table).partitionBy;
   const key = partitionBy.map((c) => `"${c}"`).join(', ');
   const shareDir = (share: number) => (shares === 1 ? dir : `${dir}-share-${share}`);
+  // mapLimit: a failing share fails the layout only once the others have stopped writing.
   await withScratch(settings, 'publish', (scratch) =>
-    Promise.all(
-      Array.from({ length: shares }, async (_, share) => {
+    mapLimit(
+      Array.from({ length: shares }, (_, share) => share),
+      shares,
+      async (share) => {
         const own = path.join(scratch, `share-${share}`);
         await mkdir(own, { recursive: true });
         await rm(shareDir(share), { recursive: true, force: true });
@@ -413,7 +416,7 @@ async function layOut(args: PublishArgs, table: TableName, token: string): Promi
           },
           args.signal,
         );
-      }),
+      },
     ),
   );
   if (shares > 1) {
