@@ -190,14 +190,9 @@ try {
     scratch: (i) => join(work, i === 0 ? 'worker' : `worker-${i}`),
   });
   cleanups.push(...workers.processes.map((w) => () => stop(w)));
-  let peakRss = 0;
-  /** [time, worker RSS] every 200 ms: each task's peak is read from the samples within its start and end. */
+  /** [time, worker RSS] every 200 ms during a run: its peak, and each task's within its start and end. */
   let rssSamples: [number, number][] = [];
-  const sampler = setInterval(() => {
-    const rss = workers.maxRss();
-    peakRss = Math.max(peakRss, rss);
-    rssSamples.push([Date.now(), rss]);
-  }, 200);
+  const sampler = setInterval(() => rssSamples.push([Date.now(), workers.maxRss()]), 200);
   cleanups.push(() => clearInterval(sampler));
 
   const connection = await Connection.connect({ address: temporal.address });
@@ -208,8 +203,7 @@ try {
   async function measuredRun(label: string, runInput: string, output: string) {
     log(`tempoflow: sparkify_etl on Temporal, ${label}`);
     const cpuBefore = { worker: workers.cpuSeconds(), s3: cpuSecondsOf(s3.pid) };
-    peakRss = workers.maxRss();
-    rssSamples = [];
+    rssSamples = [[Date.now(), workers.maxRss()]];
     const started = Date.now();
     const run = await triggerDagRun(client, getDag('sparkify_etl'), { taskQueue, params: { input: runInput, output } });
     const status = await waitForRun(run.handle);
@@ -237,7 +231,8 @@ try {
         return [x.taskId, inside.length ? Math.round(Math.max(...inside) / 1024 ** 2) : null];
       }),
     );
-    return { ms, cpu, rows, peakRssMB: Math.round(peakRss / 1024 ** 2), peakRssMBByTask, tasks };
+    const peakRssMB = Math.round(Math.max(...rssSamples.map(([, rss]) => rss)) / 1024 ** 2);
+    return { ms, cpu, rows, peakRssMB, peakRssMBByTask, tasks };
   }
 
   const s3Run = io.has('s3') ? await measuredRun('S3 in and out', 's3://bench/input', 's3://bench/lake') : undefined;

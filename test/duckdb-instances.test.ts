@@ -6,7 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { withDuckDb } from '../activities/sparkify/duckdb';
-import { resolveWorkerSettings } from '../worker/settings';
+import { activityDepsFrom, resolveWorkerSettings } from '../worker/settings';
 
 test('no more DuckDB databases are open at once than `instances`; the others wait', async () => {
   const root = await mkdtemp(path.join(tmpdir(), 'tempoflow-instances-'));
@@ -45,6 +45,8 @@ test('no more DuckDB databases are open at once than `instances`; the others wai
 
 test('--duckdb-instances / TEMPOFLOW_DUCKDB_INSTANCES: default 2, a bad value is refused naming its source', () => {
   assert.equal(resolveWorkerSettings({}, {}).duckdb.instances, 2);
+  // What the worker hands to its project's activities (createActivities' `duckdb`).
+  assert.equal(activityDepsFrom(resolveWorkerSettings({}, { TEMPOFLOW_DUCKDB_INSTANCES: '3' })).duckdb.instances, 3);
   assert.equal(resolveWorkerSettings({}, { TEMPOFLOW_DUCKDB_INSTANCES: '3' }).duckdb.instances, 3);
   assert.equal(
     resolveWorkerSettings({ duckdbInstances: '1' }, { TEMPOFLOW_DUCKDB_INSTANCES: '3' }).duckdb.instances,

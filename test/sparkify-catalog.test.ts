@@ -191,4 +191,5 @@ describe('Sparkify catalog', () => {
 test("Sparkify's DuckDB defaults for plain calls are the worker's", () => {
   assert.equal(sparkifyDuckDb.DEFAULT_DUCKDB_MEMORY_LIMIT, workerSettings.DEFAULT_DUCKDB_MEMORY_LIMIT);
   assert.equal(sparkifyDuckDb.defaultDuckDbThreads(), workerSettings.defaultDuckDbThreads());
+  assert.equal(sparkifyDuckDb.DEFAULT_DUCKDB_INSTANCES, workerSettings.DEFAULT_DUCKDB_INSTANCES);
 });

@@ -11,6 +11,7 @@ export {
   DEFAULT_TASK_QUEUE,
   DEFAULT_MAX_CONCURRENT_ACTIVITIES,
   DEFAULT_DUCKDB_MEMORY_LIMIT,
+  DEFAULT_DUCKDB_INSTANCES,
 } from './settings';
 export type { WorkerSettings, WorkerSettingsOverrides, DuckDbSettings } from './settings';
 export {

@@ -32,7 +32,8 @@ export interface DuckDbSettings {
   tempDirectory: string;
   /**
    * DuckDB databases open at once in this worker (a task that would open one more waits): with the memory limit,
-   * it bounds the worker's DuckDB memory at `instances x memoryLimit`, whatever the tasks running at once.
+   * it bounds the worker's DuckDB memory at `instances x memoryLimit`, whatever the tasks running at once. Kept by
+   * activities that open DuckDB through Sparkify's `withDuckDb`; other activity code must honour it itself.
    */
   instances: number;
 }
