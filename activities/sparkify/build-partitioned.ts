@@ -73,13 +73,16 @@ const MONTH = 'month(make_timestamp(ts * 1000))';
 
 /** Months (`YYYY-MM`) with `NextSong` events in one staged event part (a local Parquet file). */
 export async function partMonths(settings: DuckDbSettings, scratch: string, file: string): Promise<string[]> {
-  return withDuckDb(settings, scratch, async (conn) => {
-    const r = await conn.runAndReadAll(
-      `SELECT DISTINCT printf('%04d-%02d', ${YEAR}, ${MONTH}) AS m FROM read_parquet(${sqlFilePath(file)}) ` +
-        `WHERE page = 'NextSong' ORDER BY m`,
-    );
-    return r.getRowObjectsJS().map((row) => row.m as string);
-  });
+  return withDuckDb(settings, scratch, (conn) => monthsOf(conn, file));
+}
+
+/** `partMonths` in an open DuckDB (staging asks the one that wrote the part). */
+export async function monthsOf(conn: DuckDBConnection, file: string): Promise<string[]> {
+  const r = await conn.runAndReadAll(
+    `SELECT DISTINCT printf('%04d-%02d', ${YEAR}, ${MONTH}) AS m FROM read_parquet(${sqlFilePath(file)}) ` +
+      `WHERE page = 'NextSong' ORDER BY m`,
+  );
+  return r.getRowObjectsJS().map((row) => row.m as string);
 }
 
 /** Moves a built folder into the run cache (replacing what was there), where later tasks on this worker find it. */

@@ -9,9 +9,9 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { RecordScanner } from './record-scan';
+import { RecordScanner, type ScanVerdict } from './record-scan';
 import { type ColumnSpec, EVENT_COLUMNS, SONG_COLUMNS, checkEvent, checkSong } from './schema';
 
 /** The largest record accepted: one line of an event file, or a whole song file. A larger one is a reject. */
@@ -151,10 +151,11 @@ export class SpillBuffer {
 }
 
 /**
- * The accepted records of several files, in their order, as a few newline-delimited JSON files: a spilled file
- * is used as it is (no copy of a large input); consecutive in-memory ones are written together.
+ * The accepted records of several files, in their order, as a few newline-delimited JSON files: a file named
+ * (a verbatim head) or spilled is used as it is (no copy of a large input); consecutive in-memory ones are
+ * written together.
  */
-export async function orderedSegments(buffers: readonly SpillBuffer[], scratch: (i: number) => string) {
+export async function orderedSegments(buffers: readonly (SpillBuffer | string)[], scratch: (i: number) => string) {
   const segments: string[] = [];
   let group: Buffer[] = [];
   const flush = async () => {
@@ -165,7 +166,10 @@ export async function orderedSegments(buffers: readonly SpillBuffer[], scratch: 
     group = [];
   };
   for (const b of buffers) {
-    if (b.spilledTo) {
+    if (typeof b === 'string') {
+      await flush();
+      segments.push(b);
+    } else if (b.spilledTo) {
       await flush();
       segments.push(b.spilledTo);
     } else if (b.count > 0) {
@@ -213,7 +217,8 @@ export class LineSplitter {
   private line = 0;
 
   constructor(
-    private readonly onLine: (line: number, bytes: Buffer, size: number) => void,
+    /** `consumed`: the line's bytes in the input, its `\r` and `\n` included (`crlf`: it ended in `\r\n`). */
+    private readonly onLine: (line: number, bytes: Buffer, size: number, consumed: number, crlf: boolean) => void,
     private readonly max = MAX_RECORD_BYTES,
   ) {}
 
@@ -224,13 +229,13 @@ export class LineSplitter {
       const end = nl === -1 ? chunk.length : nl;
       this.add(chunk.subarray(start, end));
       if (nl === -1) return;
-      this.emit();
+      this.emit(1);
       start = nl + 1;
     }
   }
 
   end(): void {
-    if (this.size > 0) this.emit();
+    if (this.size > 0) this.emit(0);
   }
 
   private add(piece: Buffer): void {
@@ -243,11 +248,12 @@ export class LineSplitter {
     this.kept += kept.length;
   }
 
-  private emit(): void {
+  private emit(newline: 0 | 1): void {
     this.line++;
     const bytes = this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts);
     const crlf = this.size > 0 && this.size <= this.kept && bytes[bytes.length - 1] === 0x0d;
-    this.onLine(this.line, crlf ? bytes.subarray(0, bytes.length - 1) : bytes, this.size - (crlf ? 1 : 0));
+    const size = this.size - (crlf ? 1 : 0);
+    this.onLine(this.line, crlf ? bytes.subarray(0, bytes.length - 1) : bytes, size, this.size + newline, crlf);
     this.parts = [];
     this.kept = 0;
     this.size = 0;
@@ -259,6 +265,13 @@ export class FileRecords {
   records = 0;
   rejected = 0;
   plays = 0;
+  /**
+   * Newline-delimited input read with `verbatim`: the length of the file's head in which every line is a record
+   * the scan accepts as it is (no blank line, no `\r\n`, no byte order mark). DuckDB reads that head straight
+   * from the input (or a copy of its bytes) to the same values, so its records are counted but not copied into
+   * `accepted`; from the first other line on, records go to `accepted` and `rejects` as usual.
+   */
+  verbatimBytes = 0;
   private readonly columns: readonly ColumnSpec[];
 
   constructor(
@@ -268,24 +281,35 @@ export class FileRecords {
     readonly kind: RecordKind,
     readonly accepted: SpillBuffer,
     readonly rejects: SpillBuffer,
+    /** Whether the file's head may be staged verbatim (see `verbatimBytes`); false for song files. */
+    public verbatim = false,
   ) {
     this.columns = kind === 'songs' ? SONG_COLUMNS : EVENT_COLUMNS;
   }
 
+  /** The fast scan's verdict (`record-scan.ts`) on one record; valid UTF-8 is checked here, natively. */
+  private scan(bytes: Buffer): ScanVerdict {
+    if (!isUtf8(bytes)) return 0;
+    return (this.kind === 'songs' ? SONG_SCANNER : EVENT_SCANNER).scan(bytes, 0, bytes.length);
+  }
+
   /**
-   * The fast path (`record-scan.ts`): a record the scan proves acceptable is staged as its raw bytes, plus where
-   * it came from; any other goes through the full check. Valid UTF-8 is checked here, natively.
+   * The fast path: a record the scan proves acceptable is staged as its raw bytes, plus where it came from; any
+   * other goes through the full check.
    */
   acceptedByScan(line: number, bytes: Buffer): boolean {
-    const scanner = this.kind === 'songs' ? SONG_SCANNER : EVENT_SCANNER;
-    if (!isUtf8(bytes)) return false;
-    const verdict = scanner.scan(bytes, 0, bytes.length);
+    const verdict = this.scan(bytes);
     if (verdict === 0) return false;
+    const scanner = this.kind === 'songs' ? SONG_SCANNER : EVENT_SCANNER;
     const source = `,"${SOURCE_FILE}":${this.fileIndex},"${SOURCE_LINE}":${line}}`;
     this.accepted.writeRecord(bytes, scanner.objectEnd, source, this.kind === 'songs');
+    this.counted(verdict);
+    return true;
+  }
+
+  private counted(verdict: 1 | 2): void {
     this.records++;
     if (verdict === 2) this.plays++;
-    return true;
   }
 
   reject(line: number, reason: string, raw: string | Buffer): void {
@@ -295,7 +319,16 @@ export class FileRecords {
   }
 
   /** One line of a newline-delimited file: blank lines are not records; anything else is accepted or rejected. */
-  line(line: number, bytes: Buffer, size: number): void {
+  line(line: number, bytes: Buffer, size: number, consumed = size + 1, crlf = false): void {
+    if (this.verbatim) {
+      const verdict = size <= MAX_RECORD_BYTES && !crlf && !(line === 1 && startsWithBom(bytes)) && this.scan(bytes);
+      if (verdict) {
+        this.counted(verdict);
+        this.verbatimBytes += consumed;
+        return;
+      }
+      this.verbatim = false;
+    }
     if (size <= MAX_RECORD_BYTES && !(line === 1 && startsWithBom(bytes)) && this.acceptedByScan(line, bytes)) return;
     if (size > MAX_RECORD_BYTES) {
       this.reject(line, `record larger than the ${MAX_RECORD_BYTES}-byte limit (${size} bytes)`, bytes);
@@ -356,24 +389,42 @@ const EVENT_SCANNER = new RecordScanner(EVENT_COLUMNS, false, true);
 
 const startsWithBom = (b: Buffer) => b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf;
 
-/** Streams an event file through `records`, line by line, waiting on the outputs' backpressure. */
+/**
+ * Streams an event file through `records`, line by line, waiting on the outputs' backpressure. With `copyTo`,
+ * the bytes are also written there while `records.verbatim` holds (its head, for DuckDB to read as it is).
+ */
 export async function readLines(
   source: Readable,
   records: FileRecords,
   onBytes: (n: number) => void,
   signal?: AbortSignal,
+  copyTo?: string,
 ): Promise<void> {
-  const splitter = new LineSplitter((line, bytes, size) => records.line(line, bytes, size));
+  const splitter = new LineSplitter((line, bytes, size, consumed, crlf) =>
+    records.line(line, bytes, size, consumed, crlf),
+  );
+  const copy = copyTo === undefined ? undefined : createWriteStream(copyTo);
+  let copyError: Error | undefined;
+  copy?.on('error', (err) => (copyError ??= err));
   try {
     for await (const chunk of source as AsyncIterable<Buffer>) {
       signal?.throwIfAborted();
+      if (copy && records.verbatim) {
+        if (copyError) throw copyError;
+        if (!copy.write(chunk)) await once(copy, 'drain');
+      }
       splitter.push(chunk);
       onBytes(chunk.length);
       await records.accepted.drain();
       await records.rejects.drain();
     }
+    if (copy) {
+      copy.end();
+      await finished(copy);
+    }
   } finally {
     source.destroy();
+    copy?.destroy();
   }
   splitter.end();
 }

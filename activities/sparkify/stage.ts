@@ -1,14 +1,16 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { pipeline } from 'node:stream/promises';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Store } from '../../storage/store';
 import { mapLimit } from '../../storage/concurrency';
 import { joinUri, parseUri } from '../../storage/uri';
 import { type DuckDbSettings, sqlFileList, sqlString, withDuckDb, withScratch } from './duckdb';
 import { InputDataError } from './errors';
 import { runCache } from './run-cache';
-import { partMonths } from './build-partitioned';
+import { monthsOf } from './build-partitioned';
 import type { Manifest } from './list-inputs';
 import { type OnProgress, runPaths } from './paths';
 import {
@@ -143,14 +145,21 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
           kind,
           new SpillBuffer(path.join(dir, `accepted-${i}.ndjson`)),
           new SpillBuffer(path.join(dir, `rejects-${i}.jsonl`)),
+          kind === 'events',
         );
+        let head: string | undefined;
         if (kind === 'events') {
           const source = await store.readStream(f.uri);
           const onBytes = (n: number) => {
             progress.bytesDone += n;
             report(false);
           };
-          await readLines(source, records, onBytes, args.signal);
+          // A local file's head is read where it is; from S3, its bytes are kept while they are verbatim.
+          const where = parseUri(f.uri);
+          const local = where.kind === 'local' ? where.path : undefined;
+          const copy = local ? undefined : path.join(dir, `verbatim-${i}.ndjson`);
+          await readLines(source, records, onBytes, args.signal, copy);
+          head = await verbatimHead(records.verbatimBytes, records.verbatim, local ?? (copy as string), !local, dir, i);
         } else {
           // A song file is one small document: read whole, but never more than the record size limit.
           const bytes = await readSongFile(store, f.uri, f.size);
@@ -162,35 +171,39 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
         await records.rejects.close();
         progress.filesDone++;
         report(true);
-        return records;
+        return { records, head };
       },
       args.signal,
     );
-    const records = files.reduce((a, f) => a + f.records, 0);
-    const rejected = files.reduce((a, f) => a + f.rejected, 0);
+    const records = files.reduce((a, f) => a + f.records.records, 0);
+    const rejected = files.reduce((a, f) => a + f.records.rejected, 0);
 
     // Written in the worker's run cache, where build finds it without downloading it again.
     const local = runCache(args.duckdb ?? {}, args.runId).at('staged', kind, path.basename(part));
     await mkdir(path.dirname(local), { recursive: true });
     const segments = await orderedSegments(
-      files.map((f) => f.accepted),
+      files.flatMap((f) => (f.head ? [f.head, f.records.accepted] : [f.records.accepted])),
       (i) => path.join(dir, `accepted-group-${i}.ndjson`),
     );
+    let months: string[] = [];
     await copyToParquet({
       settings: args.duckdb ?? {},
       dir,
       columns,
       segments,
+      verbatim: new Map(files.flatMap((f) => (f.head ? [[f.head, f.records.file]] : []))),
       target: local,
       files: manifest.files.map((f) => f.uri),
       what: `${kind} chunk ${manifest.index}`,
       signal: args.signal,
+      // In the same DuckDB: the part's months, so each month's build reads only its parts.
+      then: kind === 'events' ? async (conn) => void (months = await monthsOf(conn, local)) : undefined,
     });
     await store.write(part, { file: local });
     if (rejected > 0) {
       const rejectsFile = path.join(dir, 'rejects.jsonl');
       await concatenate(
-        files.map((f) => f.rejects),
+        files.map((f) => f.records.rejects),
         rejectsFile,
       );
       await store.write(rejectsUri, { file: rejectsFile });
@@ -203,12 +216,36 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
       bytes: bytesTotal,
       records,
       rejected,
-      plays: files.reduce((a, f) => a + f.plays, 0),
+      plays: files.reduce((a, f) => a + f.records.plays, 0),
       part,
       rejects: rejected > 0 ? rejectsUri : null,
-      ...(kind === 'events' ? { months: await partMonths(args.duckdb ?? {}, dir, local) } : {}),
+      ...(kind === 'events' ? { months } : {}),
     };
   });
+}
+
+/**
+ * Where DuckDB reads a file's verbatim head from (FileRecords.verbatimBytes), or undefined when it has none:
+ * `file` itself when it is a copy made for this (cut to the head), or a local input wholly verbatim and still
+ * the size that was read; otherwise a copy of the head's bytes, so DuckDB never reads a line that was not checked.
+ */
+async function verbatimHead(
+  bytes: number,
+  whole: boolean,
+  file: string,
+  isCopy: boolean,
+  dir: string,
+  i: number,
+): Promise<string | undefined> {
+  if (bytes === 0) return undefined;
+  if (isCopy) {
+    await truncate(file, bytes);
+    return file;
+  }
+  if (whole && (await stat(file)).size === bytes) return file;
+  const head = path.join(dir, `head-${i}.ndjson`);
+  await pipeline(createReadStream(file, { end: bytes - 1 }), createWriteStream(head));
+  return head;
 }
 
 /**
@@ -241,6 +278,10 @@ interface CopyToParquet {
   columns: readonly ColumnSpec[];
   /** Newline-delimited JSON files of accepted records, in order. */
   segments: string[];
+  /** Segments that are an input file's verbatim head (segment to input URI): their line N is that file's. */
+  verbatim?: ReadonlyMap<string, string>;
+  /** Runs in the same DuckDB after the copy. */
+  then?: (conn: DuckDBConnection) => Promise<void>;
   target: string;
   /** The chunk's input files (records name theirs by index), for an error message. */
   files: string[];
@@ -267,7 +308,10 @@ export async function copyToParquet(c: CopyToParquet): Promise<void> {
     await withDuckDb(
       c.settings,
       c.dir,
-      (conn) => conn.run(`COPY (${select}) TO ${sqlString(c.target)} (FORMAT parquet, COMPRESSION zstd)`),
+      async (conn) => {
+        await conn.run(`COPY (${select}) TO ${sqlString(c.target)} (FORMAT parquet, COMPRESSION zstd)`);
+        await c.then?.(conn);
+      },
       c.signal,
     );
   } catch (err) {
@@ -309,6 +353,8 @@ async function sourceOfRecord(message: string, c: CopyToParquet) {
   const segment = c.segments.find((s) => message.includes(s));
   const lineNo = Number(/in line (\d+)/.exec(message)?.[1]);
   if (!segment || !Number.isInteger(lineNo)) return undefined;
+  const input = c.verbatim?.get(segment);
+  if (input) return { file: input, line: lineNo };
   const lines = createInterface({ input: createReadStream(segment), crlfDelay: Infinity });
   let n = 0;
   try {
