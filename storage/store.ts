@@ -63,6 +63,8 @@ export interface Store {
   deletePrefix(prefixUri: string): Promise<number>;
   /** Copies one object (server-side within S3). */
   copy(from: string, to: string): Promise<void>;
+  /** Moves one object: local to local a rename; otherwise a copy, then the source is deleted. */
+  move(from: string, to: string): Promise<void>;
   /** Copies everything under `from` to `to` (keeping relative paths); returns the count. */
   copyPrefix(from: string, to: string): Promise<number>;
   /**
@@ -452,6 +454,18 @@ export function createStore(deps: StoreDeps = {}): Store {
       } else {
         await store.write(to, await getS3(from));
       }
+    },
+
+    async move(from, to) {
+      const src = parseUri(from);
+      const dst = parseUri(to);
+      if (src.kind === 'local' && dst.kind === 'local') {
+        await fs.mkdir(path.dirname(dst.path), { recursive: true });
+        await fs.rename(src.path, dst.path);
+        return;
+      }
+      await store.copy(from, to);
+      await store.delete(from);
     },
 
     async copyPrefix(from, to) {

@@ -1,6 +1,6 @@
 /**
  * Stores that fail on purpose, for the crash-safety tests: the storage layer of a process that dies at its Nth
- * mutating call (a write, create, copy, rename or delete).
+ * mutating call (a write, create, copy, move, rename or delete).
  */
 import type { Store } from '../storage/store';
 
@@ -9,6 +9,7 @@ export const MUTATING: readonly (keyof Store)[] = [
   'write',
   'createIfAbsent',
   'copy',
+  'move',
   'delete',
   'deletePrefix',
   'renamePrefix',

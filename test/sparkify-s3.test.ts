@@ -101,12 +101,20 @@ void describe('Sparkify on S3 (versitygw)', () => {
   void test('a publish that fails half way leaves the previous lake as it was', async () => {
     const other = input.replace(/udacity-dend$/, 'other');
     await generateSparkify({ out: other, songs: 40, events: 1000, days: 1, seed: 99, store });
-    let copies = 0;
+    // The 20th file put into the lake (copied from staging, or moved from the worker's layout) fails.
+    let puts = 0;
+    const put = () => {
+      if (++puts === 20) throw new Error('S3 said no');
+    };
     const flaky: Store = {
       ...store,
       copy: async (from, to) => {
-        if (++copies === 20) throw new Error('S3 said no');
+        put();
         return store.copy(from, to);
+      },
+      move: async (from, to) => {
+        put();
+        return store.move(from, to);
       },
     };
     const keysBefore = (await store.list(output)).map((o) => o.key);

@@ -41,6 +41,13 @@ async function exerciseStore(store: Store, root: string) {
     ['b/two.bin', 'one.txt'],
   );
 
+  // move: the object is at its new key (new folders made), and gone from the old one.
+  await store.write(`${root}/to-move.txt`, 'moving');
+  await store.move(`${root}/to-move.txt`, `${root}/moved-here/deep/it.txt`);
+  assert.equal((await store.read(`${root}/moved-here/deep/it.txt`)).toString(), 'moving');
+  assert.equal(await store.exists(`${root}/to-move.txt`), false);
+  await store.deletePrefix(`${root}/moved-here`);
+
   await store.delete(`${root}/a/one.txt`);
   assert.equal(await store.exists(`${root}/a/one.txt`), false);
   assert.equal(await store.deletePrefix(`${root}/moved`), 2);
@@ -146,6 +153,20 @@ void describe('S3 store (versitygw)', () => {
 
   void test('write, list, read, copy, rename and delete', async () => {
     await exerciseStore(store, `s3://${await bucket()}/root`);
+  });
+
+  void test('move from a local file uploads it, then deletes the local file', async () => {
+    const dir = await tempDir();
+    try {
+      const file = path.join(dir, 'layout.parquet');
+      await fs.writeFile(file, 'laid out');
+      const to = `s3://${await bucket()}/lake/songs/part.parquet`;
+      await store.move(file, to);
+      assert.equal((await store.read(to)).toString(), 'laid out');
+      await assert.rejects(fs.stat(file), { code: 'ENOENT' });
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 
   void test('list pages through more than 1000 keys, and deletePrefix removes them all', async () => {

@@ -87,6 +87,8 @@ interface JournalUnit {
 interface Upload {
   from: string;
   to: string;
+  /** `from` is this attempt's own (a layout file, made again by any later attempt): moved, not copied. */
+  own?: boolean;
 }
 
 const jsonText = (x: unknown) => JSON.stringify(x, null, 2) + '\n';
@@ -134,7 +136,7 @@ export async function publish(args: PublishArgs): Promise<PublishResult> {
         planned.uploads,
         32,
         async (u) => {
-          await store.copy(u.from, u.to);
+          await (u.own ? store.move(u.from, u.to) : store.copy(u.from, u.to));
           progress.filesDone++;
           args.onProgress?.({ ...progress });
         },
@@ -347,7 +349,8 @@ async function plan(args: PublishArgs, attempt: string): Promise<{ journal: Publ
     const named = merged || LAID_OUT_AT_PUBLISH.includes(name);
     const rename = (key: string) => (named ? key : publishedName(key, runTok, attempt));
     const added = sourceFiles.map((o) => rename(o.key));
-    for (const o of sourceFiles) uploads.push({ from: o.uri, to: joinUri(output, table, rename(o.key)) });
+    const own = !merged && LAID_OUT_AT_PUBLISH.includes(name);
+    for (const o of sourceFiles) uploads.push({ from: o.uri, to: joinUri(output, table, rename(o.key)), own });
     const kept = dirs.includes('')
       ? []
       : (await publishedFiles(store, joinUri(output, table))).map((o) => o.key).filter((k) => !inDirs(k, dirs));
