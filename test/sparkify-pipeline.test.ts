@@ -104,11 +104,13 @@ void describe('pipeline on generated data (local directories)', () => {
   });
 
   void test('songs laid out by several DuckDB instances at once are the files one instance writes, byte for byte', async () => {
-    // publish splits the songs layout by partition over `threads` instances (at most 4).
+    // publish splits the songs layout by partition over `threads` instances (at most 4, and no more than
+    // `instances` may be open at once).
     const digests: string[][] = [];
     for (const threads of [1, 3]) {
       const lakeDir = await tmp(`layout-${threads}`);
-      await runSparkifyPipeline({ store, input, output: lakeDir, runId: 'layout', duckdb: { threads } });
+      const duckdb = { threads, instances: threads };
+      await runSparkifyPipeline({ store, input, output: lakeDir, runId: 'layout', duckdb });
       const songsDir = path.join(lakeDir, 'songs');
       const files = (await filesUnder(songsDir)).filter((k) => k.endsWith('.parquet'));
       digests.push(

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { mapLimit } from '../../storage/concurrency';
 import { type Lease, type LeaseOptions, LeaseLostError, acquireLease } from '../../storage/lease';
@@ -8,7 +8,14 @@ import type { Store } from '../../storage/store';
 import { baseName, joinUri, parseUri } from '../../storage/uri';
 import type { DataInterval } from '../../core/types';
 import { LAID_OUT_AT_PUBLISH, limitPartitionBuffers, writeTable } from './build-tables';
-import { type DuckDbSettings, defaultDuckDbThreads, sqlFileList, withDuckDb, withScratch } from './duckdb';
+import {
+  DEFAULT_DUCKDB_INSTANCES,
+  type DuckDbSettings,
+  defaultDuckDbThreads,
+  sqlFileList,
+  withDuckDb,
+  withScratch,
+} from './duckdb';
 import { tableSpec } from './catalog';
 import { InputDataError } from './errors';
 import { RUN_MARKER, type TableMarker, journalPaths, publishedFiles, readJsonIfExists } from './lake-files';
@@ -338,12 +345,16 @@ async function plan(args: PublishArgs, attempt: string): Promise<{ journal: Publ
   for (const name of tables) {
     const table = name === 'user_days' ? '_state/user_days' : name;
     const merged = merge && !SONG_TABLES.includes(name as TableName);
-    let source: string;
-    if (merged) source = joinUri(merge.merged, name);
-    else if (LAID_OUT_AT_PUBLISH.includes(name)) source = await layOut(args, name as TableName, token);
-    else source = name === 'user_days' ? joinUri(paths.state, 'user_days') : joinUri(paths.tables, name);
-    // A table with no rows may have no files (a partitioned write of nothing writes nothing).
-    const sourceFiles = (await store.list(source)).filter((o) => o.key.endsWith('.parquet'));
+    let sources: string[];
+    if (merged) sources = [joinUri(merge.merged, name)];
+    else if (LAID_OUT_AT_PUBLISH.includes(name)) sources = await layOut(args, name as TableName, token);
+    else sources = [name === 'user_days' ? joinUri(paths.state, 'user_days') : joinUri(paths.tables, name)];
+    // A table with no rows may have no files (a partitioned write of nothing writes nothing). Sources never
+    // share a key (a layout's shares hold disjoint partitions).
+    const sourceFiles = (await mapLimit(sources, 4, (source) => store.list(source)))
+      .flat()
+      .filter((o) => o.key.endsWith('.parquet'))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const dirs = merged && (name === 'songplays' || name === 'time') ? merge.partitions : [''];
     // Merge and layout write final names already; build's files are renamed for this publish.
     const named = merged || LAID_OUT_AT_PUBLISH.includes(name);
@@ -374,10 +385,10 @@ async function plan(args: PublishArgs, attempt: string): Promise<{ journal: Publ
 
 /**
  * Writes a table build staged as one sorted file (see LAID_OUT_AT_PUBLISH) in its partitioned lake layout, into
- * a local directory publish copies from: the run's staging area for a local output (files are then linked into
- * place, not copied), the worker's run cache for S3. Returns that directory's URI.
+ * local directories publish moves the files from: under the run's staging area for a local output, in the
+ * worker's run cache for S3. Returns those directories (each holds its own partitions).
  */
-async function layOut(args: PublishArgs, table: TableName, token: string): Promise<string> {
+async function layOut(args: PublishArgs, table: TableName, token: string): Promise<string[]> {
   const settings = args.duckdb ?? {};
   const paths = runPaths(args.output, args.runId);
   const cache = runCache(settings, args.runId);
@@ -391,59 +402,36 @@ async function layOut(args: PublishArgs, table: TableName, token: string): Promi
   await rm(dir, { recursive: true, force: true });
   const parts = (await readdir(staged)).filter((f) => f.endsWith('.parquet'));
   // A partitioned write uses one thread (writeTable), and thousands of small files make it CPU-bound: each of
-  // `shares` DuckDB instances writes the partitions whose key hashes to it, into a folder of its own (DuckDB
-  // refuses to write into a folder that has files), and its partition folders are then moved into `dir`. Each
-  // partition is written whole by one instance, so the files are the ones a single write makes.
-  const shares = Math.max(1, Math.min(4, settings.threads ?? defaultDuckDbThreads()));
+  // `shares` DuckDB instances (no more than may be open at once) writes the partitions whose key hashes to it,
+  // into a folder of its own (DuckDB refuses to write into a folder that has files). Each partition is written
+  // whole by one instance, so the files are the ones a single write makes.
+  const shares = Math.max(
+    1,
+    Math.min(4, settings.threads ?? defaultDuckDbThreads(), settings.instances ?? DEFAULT_DUCKDB_INSTANCES),
+  );
   const partitionBy = tableSpec(table).partitionBy;
   const key = partitionBy.map((c) => `"${c}"`).join(', ');
-  const shareDir = (share: number) => (shares === 1 ? dir : `${dir}-share-${share}`);
+  const shareDirs = Array.from({ length: shares }, (_, share) => path.join(dir, `share-${share}`));
   // mapLimit: a failing share fails the layout only once the others have stopped writing.
   await withScratch(settings, 'publish', (scratch) =>
-    mapLimit(
-      Array.from({ length: shares }, (_, share) => share),
-      shares,
-      async (share) => {
-        const own = path.join(scratch, `share-${share}`);
-        await mkdir(own, { recursive: true });
-        await rm(shareDir(share), { recursive: true, force: true });
-        await withDuckDb(
-          { ...settings, threads: 1 },
-          own,
-          async (conn) => {
-            const list = sqlFileList(parts.map((f) => path.join(staged, f)));
-            const mine = shares > 1 ? ` WHERE hash(${key}) % ${shares} = ${share}` : '';
-            await conn.run(`CREATE VIEW "${table}" AS SELECT * FROM read_parquet(${list})${mine}`);
-            await limitPartitionBuffers(conn, settings);
-            await writeTable(conn, table, shareDir(share), token);
-          },
-          args.signal,
-        );
-      },
-    ),
+    mapLimit(shareDirs, shares, async (shareDir, share) => {
+      const own = path.join(scratch, `share-${share}`);
+      await mkdir(own, { recursive: true });
+      await withDuckDb(
+        { ...settings, threads: 1 },
+        own,
+        async (conn) => {
+          const list = sqlFileList(parts.map((f) => path.join(staged, f)));
+          const mine = shares > 1 ? ` WHERE hash(${key}) % ${shares} = ${share}` : '';
+          await conn.run(`CREATE VIEW "${table}" AS SELECT * FROM read_parquet(${list})${mine}`);
+          await limitPartitionBuffers(conn, settings);
+          await writeTable(conn, table, shareDir, token);
+        },
+        args.signal,
+      );
+    }),
   );
-  if (shares > 1) {
-    for (let share = 0; share < shares; share++) {
-      await movePartitions(shareDir(share), dir, partitionBy.length);
-      await rm(shareDir(share), { recursive: true, force: true });
-    }
-  }
-  return dir;
-}
-
-/** Moves each partition folder (`depth` levels down, e.g. `year=…/artist_id=…`) of `from` into `to`. */
-async function movePartitions(from: string, to: string, depth: number, rel = ''): Promise<void> {
-  const entries = await readdir(path.join(from, rel), { withFileTypes: true }).catch(() => []);
-  for (const e of entries) {
-    if (!e.isDirectory()) continue;
-    const sub = path.join(rel, e.name);
-    if (depth > 1) {
-      await movePartitions(from, to, depth - 1, sub);
-    } else {
-      await mkdir(path.join(to, rel), { recursive: true });
-      await rename(path.join(from, sub), path.join(to, sub));
-    }
-  }
+  return shareDirs;
 }
 
 /**
