@@ -141,6 +141,50 @@ describe('Sparkify catalog', () => {
     }
   });
 
+  test('a table whose rows share one partition is one file in its folder, read back as a partitioned write', async () => {
+    // The tiny input's plays span two months (see the test above: two folders); one month of each table here.
+    await conn.run('CREATE SCHEMA one_month');
+    for (const t of ['time', 'songplays', 'user_days'] as const) {
+      await conn.run(
+        `CREATE TABLE one_month."${t}" AS SELECT * FROM main."${t}" ` +
+          `WHERE (year, month) = (SELECT min((year, month)) FROM main."${t}")`,
+      );
+    }
+    await conn.run(`SET search_path = 'one_month,main'`);
+    for (const t of ['time', 'songplays', 'user_days'] as const) {
+      const one = path.join(dir, `one-${t}`);
+      await writeTable(conn, t, one, 'tok');
+      const files = (await readdir(one, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+      assert.equal(files.length, 1, `${t}: one file`);
+      const file = path.join(files[0]!.parentPath, files[0]!.name);
+      assert.match(path.relative(one, file), /^year=\d{4}\/month=\d{1,2}\/part-tok-0\.parquet$/);
+      // As DuckDB's partitioned write leaves them: the partition columns only in the folder names.
+      const schema = await conn.runAndReadAll(
+        `SELECT name FROM parquet_schema('${file}') WHERE name IN ('year', 'month')`,
+      );
+      assert.deepEqual(schema.getRowObjectsJS(), []);
+      const partitioned = path.join(dir, `partitioned-${t}`);
+      await conn.run(
+        `COPY (SELECT * FROM "${t}" ORDER BY ALL) TO '${partitioned}' (FORMAT parquet, PARTITION_BY (year, month))`,
+      );
+      const rows = async (folder: string) => {
+        const instance = await DuckDBInstance.create(':memory:');
+        const c = await instance.connect();
+        try {
+          await loadTable(c, t, folder);
+          return (await c.runAndReadAll(`SELECT * FROM "${t}" ORDER BY ALL`)).getRowObjectsJS();
+        } finally {
+          c.closeSync();
+          instance.closeSync();
+        }
+      };
+      const got = await rows(one);
+      assert.ok(got.length > 0);
+      assert.deepEqual(got, await rows(partitioned), t);
+    }
+    await conn.run(`SET search_path = 'main'`);
+  });
+
   /** Column names in backticks, leaving out notes in parentheses (`(TIMESTAMP, UTC, from \`ts\` ms)`). */
   const backticked = (cell: string) => [...cell.replace(/\([^)]*\)/g, '').matchAll(/`([^`]+)`/g)].map((m) => m[1]);
   const partitionsOf = (p: string) => [...p.matchAll(/([a-z_]+)=</g)].map((m) => m[1]);

@@ -169,6 +169,15 @@ export async function writeTable(
     await conn.run(`COPY (${query}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd)`);
     return;
   }
+  // All rows in one partition (a month's plays): one ordered file in its folder, written with every thread.
+  const only = await onlyPartition(conn, table, partitionBy);
+  if (only) {
+    const file = path.join(dir, only, `part-${token}-0.parquet`);
+    await mkdir(path.dirname(file), { recursive: true });
+    const columns = `SELECT * EXCLUDE (${partitionBy.map((c) => `"${c}"`).join(', ')}) FROM (${query})`;
+    await conn.run(`COPY (${columns}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd)`);
+    return;
+  }
   const options = `FORMAT parquet, COMPRESSION zstd, PARTITION_BY (${partitionBy.join(', ')}), FILENAME_PATTERN 'part-${token}-{i}'`;
   // Keeping insertion order across thousands of partitions (songs: one per artist) slows the write; one thread
   // writes the sorted rows in order anyway, so the files are the same on every run.
@@ -185,6 +194,26 @@ export async function writeTable(
   } finally {
     await conn.run(`SET threads = ${Number(threads)}; SET preserve_insertion_order = ${order === 'true'}`);
   }
+}
+
+/**
+ * The folder (`year=2018/month=11`) of a table whose rows all share one partition, named as DuckDB's partitioned
+ * write names it; undefined when there are several, none, or a value it would have to escape (or NULL).
+ */
+async function onlyPartition(
+  conn: DuckDBConnection,
+  table: LayoutName,
+  partitionBy: readonly string[],
+): Promise<string | undefined> {
+  const values = partitionBy.map((c) => `"${c}"::VARCHAR AS "${c}"`).join(', ');
+  const r = await conn.runAndReadAll(`SELECT DISTINCT ${values} FROM "${table}" LIMIT 2`);
+  const rows = r.getRowObjectsJS();
+  if (rows.length !== 1) return undefined;
+  const parts = partitionBy.map((c) => {
+    const v = rows[0]?.[c];
+    return typeof v === 'string' && /^[0-9A-Za-z_.-]+$/.test(v) ? `${c}=${v}` : undefined;
+  });
+  return parts.every((p) => p !== undefined) ? parts.join('/') : undefined;
 }
 
 /**
