@@ -9,7 +9,17 @@ import { asyncLocalStorage, type Context } from '@temporalio/activity';
  */
 
 /** Per running activity: what `keepAlive` was given and the latest progress, repeated by the timer. */
-const beats = new WeakMap<Context, { base: Record<string, unknown>; progress: Record<string, unknown> }>();
+const beats = new WeakMap<
+  Context,
+  { base: Record<string, unknown>; progress: Record<string, unknown>; sentAt?: number }
+>();
+
+/**
+ * Progress reported more often than this is kept, not sent (the next report or `keepAlive`'s timer sends it): a
+ * task that reports after each of 20,000 small files would otherwise spend a second of its event loop turning
+ * heartbeats into payloads that Temporal's core throttles away anyway.
+ */
+const PROGRESS_INTERVAL_MS = 1_000;
 
 /** Longest pause between heartbeats: short enough for any sensible heartbeatTimeout, cheap (the SDK throttles). */
 const MAX_INTERVAL_MS = 5_000;
@@ -47,12 +57,18 @@ export async function keepAlive<T>(
   }
 }
 
-/** Heartbeats progress now, and makes `keepAlive` repeat it until the next report. No-op outside an activity. */
+/**
+ * Heartbeats progress (at most once a second: see PROGRESS_INTERVAL_MS), and makes `keepAlive` repeat the latest
+ * until the next report. No-op outside an activity.
+ */
 export function reportProgress(progress: object): void {
   const ctx = asyncLocalStorage.getStore();
   if (!ctx) return;
   const state = beats.get(ctx) ?? { base: {}, progress: {} };
   state.progress = { ...progress };
   beats.set(ctx, state);
+  const now = Date.now();
+  if (state.sentAt !== undefined && now - state.sentAt < PROGRESS_INTERVAL_MS) return;
+  state.sentAt = now;
   ctx.heartbeat({ ...state.base, ...state.progress });
 }

@@ -4,14 +4,32 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import { defineDag } from '../core/dag';
 import type { TaskActivity } from '../core/types';
-import { keepAlive, keepAliveInterval } from '../activities/heartbeat';
+import { keepAlive, keepAliveInterval, reportProgress } from '../activities/heartbeat';
 import { createSparkifyActivities } from '../activities/sparkify/activities';
 import { generateSparkify } from '../activities/sparkify';
 import { createStore, type Store } from '../storage';
 import { withTestWorker } from './support';
+
+void test('progress reported often is sent at most once a second; keepAlive sends the latest', async () => {
+  const env = new MockActivityEnvironment();
+  const beats: { n?: number }[] = [];
+  env.on('heartbeat', (d: unknown) => beats.push(d as { n?: number }));
+  await env.run(async () => {
+    for (let n = 1; n <= 5_000; n++) reportProgress({ n });
+    assert.deepEqual(beats, [{ n: 1 }], 'the first report at once, the 4,999 after it kept');
+    await sleep(1_100);
+    reportProgress({ n: 5_001 });
+    assert.deepEqual(beats, [{ n: 1 }, { n: 5_001 }], 'a report a second later is sent');
+    reportProgress({ n: 5_002 });
+    // Kept, not lost: the keep-alive timer repeats the latest progress.
+    await keepAlive(() => sleep(300), {}, { intervalMs: 100 });
+    assert.deepEqual(beats.at(-1), { n: 5_002 });
+  });
+});
 
 /** Each task takes 8 s with no progress to report, four times its heartbeat timeout. */
 const WORK_MS = 8_000;

@@ -54,9 +54,9 @@ void test('staging activities heartbeat progress and fail bad params without ret
   const stagedOut = await env.run(activities.sparkifyStageLogs, ctx({ params, item: listed.logChunks[0] ?? '' }));
   const staged = stagedOut as StageResult;
   assert.equal(staged.files, 3);
-  assert.equal(beats.length, 3);
-  assert.deepEqual(beats.map((b) => b.filesDone).sort(), [1, 2, 3]);
-  assert.ok(beats.every((b) => b.filesTotal === 3 && b.bytesTotal === staged.bytes));
+  // The first report is sent at once; later ones within a second wait for the next (heartbeat.ts).
+  assert.ok(beats.length >= 1 && beats.length <= 3, `${beats.length} heartbeats`);
+  assert.ok(beats.every((b) => b.filesDone >= 1 && b.filesTotal === 3 && b.bytesTotal === staged.bytes));
 
   await assert.rejects(activities.sparkifyListInputs(ctx({ params: { input } })), {
     name: 'NonRetryableTaskError',
