@@ -59,8 +59,8 @@ export interface Store {
    */
   createIfAbsent(uri: string, body: WriteBody): Promise<boolean>;
   delete(uri: string): Promise<void>;
-  /** Deletes everything under a prefix; returns how many objects were deleted. */
-  deletePrefix(prefixUri: string): Promise<number>;
+  /** Deletes everything under a prefix (local: the folder, without listing it first). */
+  deletePrefix(prefixUri: string): Promise<void>;
   /** Copies one object (server-side within S3). */
   copy(from: string, to: string): Promise<void>;
   /** Moves one object: local to local a rename; otherwise a copy, then the source is deleted. */
@@ -409,10 +409,8 @@ export function createStore(deps: StoreDeps = {}): Store {
 
     async deletePrefix(prefixUri) {
       if (parseUri(prefixUri).kind === 'local') {
-        const files: { file: string; key: string }[] = [];
-        await walk(localPath(prefixUri), '', files);
         await fs.rm(localPath(prefixUri), { recursive: true, force: true });
-        return files.length;
+        return;
       }
       const objects = await store.list(prefixUri);
       const { bucket } = s3Loc(prefixUri);
@@ -429,7 +427,6 @@ export function createStore(deps: StoreDeps = {}): Store {
           throw new Error(`could not delete ${failed.length} objects under ${prefixUri}: ${failed[0]?.Message ?? ''}`);
         }
       });
-      return objects.length;
     },
 
     async copy(from, to) {

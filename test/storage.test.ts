@@ -50,7 +50,7 @@ async function exerciseStore(store: Store, root: string) {
 
   await store.delete(`${root}/a/one.txt`);
   assert.equal(await store.exists(`${root}/a/one.txt`), false);
-  assert.equal(await store.deletePrefix(`${root}/moved`), 2);
+  await store.deletePrefix(`${root}/moved`);
   assert.deepEqual(await store.list(`${root}/moved`), []);
   // A prefix is a directory: deleting `a` leaves `other` alone.
   await store.deletePrefix(`${root}/a`);
@@ -181,7 +181,7 @@ void describe('S3 store (versitygw)', () => {
     assert.equal(listed.length, 1105);
     assert.equal(new Set(listed.map((o) => o.key)).size, 1105);
     assert.equal(listed[1104]?.key, 'k01104.txt');
-    assert.equal(await store.deletePrefix(root), 1105);
+    await store.deletePrefix(root);
     assert.deepEqual(await store.list(root), []);
   });
 
