@@ -5,6 +5,7 @@
  * was read, S3 input, and a record DuckDB still refuses inside it.
  */
 import assert from 'node:assert/strict';
+import { appendFileSync, truncateSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -199,21 +200,31 @@ void describe('staging with verbatim heads', () => {
     }
   });
 
-  void test('a local file that grows after it was read: only the lines read are staged', async () => {
-    const input = path.join(dir, 'grows-in');
-    const file = path.join(input, 'log_data/2018-11-01.json');
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    await fs.writeFile(file, clean(1, 10).join('\n') + '\n');
+  /** A store whose local files are changed by `change` as soon as staging has read them to the end. */
+  const changedAfterRead = (change: (file: string) => void): Store => {
     const base = createStore();
-    // The file gets one more line once staging has read it to the end (a writer still appending to it).
-    const store: Store = {
+    return {
       ...base,
       readStream: async (uri) => {
         const stream = await base.readStream(uri);
-        stream.once('end', () => void fs.appendFile(file, event(11) + '\n'));
+        stream.once('end', () => change(uri));
         return stream;
       },
     };
+  };
+
+  async function logFile(name: string, lines: string[]): Promise<{ input: string; file: string }> {
+    const input = path.join(dir, `${name}-in`);
+    const file = path.join(input, 'log_data/2018-11-01.json');
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(file, lines.join('\n') + '\n');
+    return { input, file };
+  }
+
+  void test('a local file that grows after it was read: only the lines read are staged', async () => {
+    const { input, file } = await logFile('grows', clean(1, 10));
+    // The file gets one more line once staging has read it to the end (a writer still appending to it).
+    const store = changedAfterRead((f) => appendFileSync(f, event(11) + '\n'));
     const result = await stage(store, input, path.join(dir, 'grows-out'), 'grows');
     assert.equal((await fs.readFile(file, 'utf8')).trimEnd().split('\n').length, 11, 'the file did grow');
     assert.equal(result.records, 10);
@@ -222,6 +233,16 @@ void describe('staging with verbatim heads', () => {
       rows.map((r) => r.itemInSession),
       Array.from({ length: 10 }, (_, k) => k + 1),
     );
+  });
+
+  void test('a local file that shrinks after it was read fails the attempt, naming it (a retry reads it again)', async () => {
+    const { input, file } = await logFile('shrinks', clean(1, 10));
+    const store = changedAfterRead((f) => truncateSync(f, 100));
+    await assert.rejects(stage(store, input, path.join(dir, 'shrinks-out'), 'shrinks'), (err: unknown) => {
+      assert.ok(err instanceof Error && !(err instanceof InputDataError), 'not bad data: retried');
+      assert.match(err.message, new RegExp(`input file ${file} shrank while it was staged`));
+      return true;
+    });
   });
 
   void test('a record DuckDB refuses inside a head is named by its input file and line', async () => {

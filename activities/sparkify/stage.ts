@@ -1,8 +1,7 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, stat, truncate } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, open, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { pipeline } from 'node:stream/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Store } from '../../storage/store';
 import { mapLimit } from '../../storage/concurrency';
@@ -154,12 +153,12 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
             progress.bytesDone += n;
             report(false);
           };
-          // A local file's head is read where it is; from S3, its bytes are kept while they are verbatim.
+          // From S3, the bytes are kept while they are verbatim; a local file's head is copied after.
           const where = parseUri(f.uri);
           const local = where.kind === 'local' ? where.path : undefined;
           const copy = local ? undefined : path.join(dir, `verbatim-${i}.ndjson`);
           await readLines(source, records, onBytes, args.signal, copy);
-          head = await verbatimHead(records.verbatimBytes, records.verbatim, local ?? (copy as string), !local, dir, i);
+          head = await verbatimHead(records.verbatimBytes, local ?? (copy as string), !local, dir, i);
         } else {
           // A song file is one small document: read whole, but never more than the record size limit.
           const bytes = await readSongFile(store, f.uri, f.size);
@@ -225,26 +224,29 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
 }
 
 /**
- * Where DuckDB reads a file's verbatim head from (FileRecords.verbatimBytes), or undefined when it has none:
- * `file` itself when it is a copy made for this (cut to the head), or a local input wholly verbatim and still
- * the size that was read; otherwise a copy of the head's bytes, so DuckDB never reads a line that was not checked.
+ * The file DuckDB reads a file's verbatim head from (FileRecords.verbatimBytes), or undefined when it has none:
+ * the bytes kept while it downloaded, or a copy of a local input, cut to the head. Never the input itself: a file
+ * still being appended to would give DuckDB lines that were not checked or counted.
  */
 async function verbatimHead(
   bytes: number,
-  whole: boolean,
   file: string,
   isCopy: boolean,
   dir: string,
   i: number,
 ): Promise<string | undefined> {
   if (bytes === 0) return undefined;
-  if (isCopy) {
-    await truncate(file, bytes);
-    return file;
+  let head = file;
+  if (!isCopy) {
+    head = path.join(dir, `head-${i}.ndjson`);
+    await copyFile(file, head);
   }
-  if (whole && (await stat(file)).size === bytes) return file;
-  const head = path.join(dir, `head-${i}.ndjson`);
-  await pipeline(createReadStream(file, { end: bytes - 1 }), createWriteStream(head));
+  const size = (await stat(head)).size;
+  if (size < bytes) {
+    // Retried like any storage fault: the next attempt reads the file as it is then.
+    throw new Error(`input file ${file} shrank while it was staged (${bytes} bytes read, ${size} now)`);
+  }
+  if (size > bytes) await truncate(head, bytes);
   return head;
 }
 
