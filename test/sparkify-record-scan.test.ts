@@ -13,27 +13,14 @@ import { sqlString } from '../activities/sparkify/duckdb';
 import { FileRecords, LineSplitter, SpillBuffer, songFileRecords } from '../activities/sparkify/records';
 import { RecordScanner } from '../activities/sparkify/record-scan';
 import { type ColumnSpec, EVENT_COLUMNS, SONG_COLUMNS } from '../activities/sparkify/schema';
+import { eventRecord } from './event-record';
 
 const event = (extra: Record<string, unknown> = {}) =>
-  JSON.stringify({
+  eventRecord(3, {
     artist: 'Des\u00e9e',
-    auth: 'Logged In',
-    firstName: 'Ann',
-    gender: 'F',
-    itemInSession: 3,
-    lastName: 'Lee',
-    length: 200.5,
-    level: 'free',
-    location: 'Somewhere, CA',
-    method: 'PUT',
-    page: 'NextSong',
-    registration: 1540919166796.0,
-    sessionId: 9,
     song: 'Title',
-    status: 200,
     ts: 1541105830796,
     userAgent: '"Mozilla/5.0 (Macintosh)"',
-    userId: '7',
     ...extra,
   }).replace('/', '\\/'); // as the Udacity files write it
 const song = (extra: Record<string, unknown> = {}) =>

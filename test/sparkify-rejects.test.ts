@@ -22,35 +22,13 @@ import {
 import { MAX_RECORD_BYTES, RAW_LIMIT, SOURCE_FILE, SOURCE_LINE, type Reject } from '../activities/sparkify/records';
 import { EVENT_COLUMNS } from '../activities/sparkify/schema';
 import { copyToParquet } from '../activities/sparkify/stage';
+import { eventRecord as event } from './event-record';
 
 const store = createStore();
 const root = path.join(import.meta.dirname, '..');
 const tmp = (name: string) => fs.mkdtemp(path.join(os.tmpdir(), `tempoflow-${name}-`));
 // Every bad record below carries this marker: it must never show up outside the rejects files.
 const SECRET = 'SECRET-7f3a';
-
-const event = (i: number, extra: Record<string, unknown> = {}) =>
-  JSON.stringify({
-    artist: 'Test Artist',
-    auth: 'Logged In',
-    firstName: 'Ann',
-    gender: 'F',
-    itemInSession: i,
-    lastName: 'Lee',
-    length: 200.5,
-    level: 'free',
-    location: 'Somewhere, CA',
-    method: 'PUT',
-    page: 'NextSong',
-    registration: 1540919166796.0,
-    sessionId: 9,
-    song: 'Title SO1',
-    status: 200,
-    ts: 1541105830796 + i * 1000,
-    userAgent: 'Mozilla/5.0 "quoted" \\ agent',
-    userId: '7',
-    ...extra,
-  });
 
 const song = (id: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({

@@ -18,29 +18,14 @@ import { FileRecords, LineSplitter, SpillBuffer, type Reject } from '../activiti
 import { EVENT_COLUMNS } from '../activities/sparkify/schema';
 import { copyToParquet } from '../activities/sparkify/stage';
 import { createTestBucket, s3ClientForTests } from './services';
+import { eventRecord } from './event-record';
 
 const tmp = (name: string) => fs.mkdtemp(path.join(os.tmpdir(), `tempoflow-${name}-`));
 
 const event = (i: number, extra: Record<string, unknown> = {}) =>
-  JSON.stringify({
-    artist: 'Test Artist',
-    auth: 'Logged In',
-    firstName: 'Ann',
-    gender: 'F',
-    itemInSession: i,
-    lastName: 'Lee',
-    length: 200.5,
-    level: 'free',
-    location: 'Somewhere, CA',
-    method: 'PUT',
+  eventRecord(i, {
     page: i % 3 === 0 ? 'Home' : 'NextSong',
-    registration: 1540919166796,
-    sessionId: 9,
     song: `Title ${i}`,
-    status: 200,
-    ts: 1541105830796 + i * 1000,
-    userAgent: 'Mozilla/5.0 "quoted" \\ agent',
-    userId: '7',
     ...extra,
   });
 
