@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, open, stat, truncate } from 'node:fs/promises';
+import { mkdir, open, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { DuckDBConnection } from '@duckdb/node-api';
@@ -153,12 +153,14 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
             progress.bytesDone += n;
             report(false);
           };
-          // From S3, the bytes are kept while they are verbatim; a local file's head is copied after.
-          const where = parseUri(f.uri);
-          const local = where.kind === 'local' ? where.path : undefined;
-          const copy = local ? undefined : path.join(dir, `verbatim-${i}.ndjson`);
+          // The bytes are kept as they are read while every line is verbatim, then cut where that ends: DuckDB
+          // reads exactly what was checked, whatever happens to the input file meanwhile.
+          const copy = path.join(dir, `verbatim-${i}.ndjson`);
           await readLines(source, records, onBytes, args.signal, copy);
-          head = await verbatimHead(records.verbatimBytes, local ?? (copy as string), !local, dir, i);
+          if (records.verbatimBytes > 0) {
+            await truncate(copy, records.verbatimBytes);
+            head = copy;
+          }
         } else {
           // A song file is one small document: read whole, but never more than the record size limit.
           const bytes = await readSongFile(store, f.uri, f.size);
@@ -221,33 +223,6 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
       ...(kind === 'events' ? { months } : {}),
     };
   });
-}
-
-/**
- * The file DuckDB reads a file's verbatim head from (FileRecords.verbatimBytes), or undefined when it has none:
- * the bytes kept while it downloaded, or a copy of a local input, cut to the head. Never the input itself: a file
- * still being appended to would give DuckDB lines that were not checked or counted.
- */
-async function verbatimHead(
-  bytes: number,
-  file: string,
-  isCopy: boolean,
-  dir: string,
-  i: number,
-): Promise<string | undefined> {
-  if (bytes === 0) return undefined;
-  let head = file;
-  if (!isCopy) {
-    head = path.join(dir, `head-${i}.ndjson`);
-    await copyFile(file, head);
-  }
-  const size = (await stat(head)).size;
-  if (size < bytes) {
-    // Retried like any storage fault: the next attempt reads the file as it is then.
-    throw new Error(`input file ${file} shrank while it was staged (${bytes} bytes read, ${size} now)`);
-  }
-  if (size > bytes) await truncate(head, bytes);
-  return head;
 }
 
 /**
