@@ -100,7 +100,8 @@ export async function main(argv: string[] = process.argv, io: Partial<CliIo> = {
     if (command !== 'init') await ctx.loadProject(project);
     const program = buildProgram(ctx, [...(ctx.projectFile ? (ctx.project().commands ?? []) : [])]);
     await program.parseAsync(argv);
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    // Commands report failure by throwing (CliExit); the process's exitCode belongs to whoever embeds the CLI.
+    return 0;
   } catch (err) {
     return reportError(err, ctx);
   } finally {

@@ -16,6 +16,8 @@ import { cliInProcess, withTestWorker } from './support';
 const spans = new Map<string, { runId: string; start: number; end: number }[]>();
 /** Runs whose `hold` activity should return now. */
 const letGo = new Set<string>();
+/** Pools whose `work` instances keep their slot, after their sleep, until the test has seen them queue. */
+const gated = new Set<string>();
 
 const pooledDag = (id: string) =>
   defineDag({
@@ -49,6 +51,7 @@ const activities: ActivityRecord = {
     const start = Date.now();
     await sleep(Number(ctx.params.ms));
     const pool = ctx.params.pool as string;
+    while (gated.has(pool)) await sleep(50);
     spans.set(pool, [...(spans.get(pool) ?? []), { runId: ctx.runId, start, end: Date.now() }]);
     return null;
   },
@@ -91,6 +94,8 @@ void describe('pools', () => {
 
       const a = withPool(dagA, single);
       const b = withPool(dagB, single);
+      // The first holder keeps its slot until both views below have seen the queue, however slow each poll is.
+      gated.add(single);
       const runs = await Promise.all(
         dates(4).map((logicalDate, i) =>
           triggerDagRun(client, i % 2 ? b : a, { taskQueue, logicalDate, params: { pool: single, ms: 700 } }),
@@ -99,7 +104,8 @@ void describe('pools', () => {
       // While they queue: the pool's usage, and a waiting task's status says what it waits for.
       let listed: { name: string; slots: number; used: number; waiting: number; description?: string }[] = [];
       let waitingFor: string | undefined;
-      for (let i = 0; i < 100 && !(waitingFor && listed.some((p) => p.waiting > 0)); i++) {
+      const deadline = Date.now() + 60_000;
+      while (!(waitingFor && listed.some((p) => p.waiting > 0)) && Date.now() < deadline) {
         const list = await cli(['pools', 'list', '--json']);
         assert.equal(list.code, 0, list.stderr);
         const pools = JSON.parse(list.stdout) as typeof listed;
@@ -110,6 +116,7 @@ void describe('pools', () => {
         }
         await sleep(100);
       }
+      gated.delete(single);
       const pool = listed.find((p) => p.name === single);
       assert.ok(pool, 'pools list showed the pool with tasks waiting');
       assert.deepEqual(
@@ -162,7 +169,7 @@ void describe('pools', () => {
         dates(2).map((logicalDate) => triggerDagRun(client, hold, { taskQueue, logicalDate, params: { pool: name } })),
       );
       const holder = async () => {
-        for (let i = 0; i < 100; i++) {
+        for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
           const states = await Promise.all(
             [first!, second!].map(async (r) => task(await r.handle.query<DagRunStatus>('status'), 'hold').state),
           );
