@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, readdirSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
@@ -159,29 +160,34 @@ async function writeLocalAtomic(file: string, body: WriteBody): Promise<void> {
   }
 }
 
-/** Every file under `dir` (keys relative to it, in no particular order); folders are read 16 at a time. */
+/**
+ * Local listings make one call per folder and per file (an input of 20,000 song files has 12,650 folders): a
+ * synchronous call costs about a tenth of a promised one, so they run synchronously, yielding to the event
+ * loop (heartbeats, cancellation) every `LOCAL_CALLS_PER_YIELD` calls.
+ */
+const LOCAL_CALLS_PER_YIELD = 256;
+
+/** Every file under `dir` (keys relative to it, in no particular order). */
 async function walk(dir: string, rel: string, out: { file: string; key: string }[]): Promise<void> {
-  let level = [{ dir, rel }];
-  while (level.length > 0) {
-    const next: typeof level = [];
-    await mapLimit(level, 16, async (d) => {
-      let entries;
-      try {
-        entries = await fs.readdir(d.dir, { withFileTypes: true });
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ENOTDIR') return;
-        throw err;
-      }
-      for (const e of entries) {
-        if (e.name.startsWith(TEMP_MARK)) continue; // another writer's file in flight
-        const key = d.rel ? `${d.rel}/${e.name}` : e.name;
-        const full = path.join(d.dir, e.name);
-        if (e.isDirectory()) next.push({ dir: full, rel: key });
-        else if (e.isFile()) out.push({ file: full, key });
-      }
-    });
-    level = next;
+  const pending = [{ dir, rel }];
+  for (let calls = 1; pending.length > 0; calls++) {
+    if (calls % LOCAL_CALLS_PER_YIELD === 0) await yieldToEventLoop();
+    const d = pending.pop()!;
+    let entries;
+    try {
+      entries = readdirSync(d.dir, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+      throw err;
+    }
+    for (const e of entries) {
+      if (e.name.startsWith(TEMP_MARK)) continue; // another writer's file in flight
+      const key = d.rel ? `${d.rel}/${e.name}` : e.name;
+      const full = path.join(d.dir, e.name);
+      if (e.isDirectory()) pending.push({ dir: full, rel: key });
+      else if (e.isFile()) out.push({ file: full, key });
+    }
   }
 }
 
@@ -248,16 +254,15 @@ export function createStore(deps: StoreDeps = {}): Store {
     const root = localPath(prefixUri);
     const files: { file: string; key: string }[] = [];
     await walk(root, '', files);
-    const listed = await mapLimit(files, 64, async ({ file, key }): Promise<ObjectInfo | undefined> => {
+    const listed: ObjectInfo[] = [];
+    for (let i = 0; i < files.length; i++) {
+      if (i % LOCAL_CALLS_PER_YIELD === LOCAL_CALLS_PER_YIELD - 1) await yieldToEventLoop();
+      const { file, key } = files[i]!;
       // Deleted since readdir saw it (another writer at work): not there, as S3's list would say.
-      const st = await fs.stat(file).catch((err: unknown) => {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw err;
-      });
-      return st && { uri: file, key, size: st.size, etag: `${st.size}-${Math.trunc(st.mtimeMs)}` };
-    });
-    const infos = listed.filter((o): o is ObjectInfo => o !== undefined);
-    return infos.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      const st = statSync(file, { throwIfNoEntry: false });
+      if (st) listed.push({ uri: file, key, size: st.size, etag: `${st.size}-${Math.trunc(st.mtimeMs)}` });
+    }
+    return listed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   async function getS3(uri: string): Promise<Readable> {

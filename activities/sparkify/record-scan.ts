@@ -47,6 +47,8 @@ export class RecordScanner {
   private readonly page: number;
   private readonly userId: number;
   private readonly playFields: number[];
+  /** The columns of the last record's keys, in its order (255: another key); a guess, never trusted. */
+  private readonly order: Uint8Array;
   /** After an accepted scan: the index just past the object's closing brace. */
   objectEnd = 0;
 
@@ -72,6 +74,7 @@ export class RecordScanner {
     this.start = new Int32Array(n);
     this.end = new Int32Array(n);
     this.escaped = new Uint8Array(n);
+    this.order = new Uint8Array(2 * n).fill(255);
     const index = (name: string) => columns.findIndex((c) => c.name === name);
     this.page = index('page');
     this.userId = index('userId');
@@ -90,11 +93,14 @@ export class RecordScanner {
   /** The column a key's bytes name, -1 for another key. */
   private column(b: Uint8Array, s: number, e: number, h: number): number {
     const col = this.byHash.get(h);
-    if (col === undefined) return -1;
+    return col !== undefined && this.isName(col, b, s, e) ? col : -1;
+  }
+
+  private isName(col: number, b: Uint8Array, s: number, e: number): boolean {
     const name = this.names[col] as Buffer;
-    if (name.length !== e - s) return -1;
-    for (let k = 0; k < name.length; k++) if (name[k] !== b[s + k]) return -1;
-    return col;
+    if (name.length !== e - s) return false;
+    for (let k = 0; k < name.length; k++) if (name[k] !== b[s + k]) return false;
+    return true;
   }
 
   /** Scans `b[s, e)`, one record. */
@@ -102,6 +108,7 @@ export class RecordScanner {
     const { kind, start, end, escaped } = this;
     kind.fill(ABSENT);
     let seen = 0;
+    let keys = 0;
     let otherKeys: string[] | undefined;
     let i = s;
     if (b[i] !== 0x7b) return 0;
@@ -111,20 +118,22 @@ export class RecordScanner {
       // A key: no escapes, no control characters.
       if (i >= e || b[i] !== QUOTE) return 0;
       const ks = ++i;
-      let h = 0;
       for (;;) {
         if (i >= e) return 0;
         const c = b[i] as number;
         if (c === QUOTE) break;
         if (c === BACKSLASH || c < 0x20) return 0;
-        h = (Math.imul(h, 31) + c) | 0;
         i++;
       }
       const ke = i;
       i = this.skipSpace(b, i + 1, e);
       if (b[i] !== 0x3a) return 0;
       i = this.skipSpace(b, i + 1, e);
-      const col = this.column(b, ks, ke, h);
+      // Records of one producer list their keys in one order: try the column that came next last time first.
+      const guess = this.order[keys] as number;
+      const col = guess < 255 && this.isName(guess, b, ks, ke) ? guess : this.column(b, ks, ke, hashOf(b, ks, ke));
+      if (keys < this.order.length) this.order[keys] = col < 0 ? 255 : col;
+      keys++;
       if (col < 0) {
         if (b[ks] === 0x5f) return 0; // `_…`: might clash with the `_file`/`_line` staging appends
         // Distinct bytes are distinct keys (no escapes, valid UTF-8). Rare in real data: a plain list.
