@@ -27,7 +27,7 @@ export interface ListInputsArgs {
   dataInterval?: DataInterval | null;
   /** Build songs and artists even when the song input is the one the published ones were built from. */
   rebuildSongs?: boolean;
-  /** Song files per chunk. Default 2,000 (a chunk opens a DuckDB: fewer, larger ones cost less per file). */
+  /** Song files per chunk. Default 500. */
   songChunkFiles?: number;
   /** Log files per chunk. Default 5. */
   logChunkFiles?: number;
@@ -159,7 +159,7 @@ export async function listInputs(args: ListInputsArgs): Promise<ListInputsResult
     }
     return uris;
   };
-  const songChunks = songsReusedFrom ? [] : await write('songs', chunk(songs, args.songChunkFiles ?? 2000, Infinity));
+  const songChunks = songsReusedFrom ? [] : await write('songs', chunk(songs, args.songChunkFiles ?? 500, Infinity));
   const logChunks = await write('logs', chunk(logs, args.logChunkFiles ?? 5, args.logChunkBytes ?? 64 * 1024 * 1024));
   return {
     songChunks,
