@@ -12,7 +12,7 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { sqlString } from '../activities/sparkify/duckdb';
 import { FileRecords, LineSplitter, SpillBuffer, songFileRecords } from '../activities/sparkify/records';
 import { RecordScanner } from '../activities/sparkify/record-scan';
-import { type ColumnSpec, EVENT_COLUMNS, SONG_COLUMNS } from '../activities/sparkify/schema';
+import { type ColumnSpec, EVENT_COLUMNS, SONG_COLUMNS, checkSong } from '../activities/sparkify/schema';
 import { eventRecord } from './event-record';
 
 const event = (extra: Record<string, unknown> = {}) =>
@@ -72,6 +72,22 @@ void test('the scan accepts ordinary records and leaves every doubtful one to th
     ['a control character in a string', event().replace('Ann', 'A\u0001nn')],
   ];
   for (const [what, text] of doubtful) assert.equal(verdict(EVENT_COLUMNS, text), 0, what);
+
+  // artist_id names a partition folder: at most 64 bytes of UTF-8.
+  assert.equal(verdict(SONG_COLUMNS, song({ artist_id: 'A'.repeat(64) })), 1, '64 bytes');
+  assert.equal(verdict(SONG_COLUMNS, song({ artist_id: '\u00e9'.repeat(32) })), 1, '64 bytes in 32 characters');
+  assert.equal(verdict(SONG_COLUMNS, song({ artist_id: 'A'.repeat(65) })), 0, '65 bytes');
+  assert.equal(verdict(SONG_COLUMNS, song({ artist_id: '\u00e9'.repeat(33) })), 0, '66 bytes in 33 characters');
+  assert.equal(
+    verdict(SONG_COLUMNS, song().replace('"ARGCY', '"\\u0041RGCY')),
+    0,
+    'an escape: the full check measures',
+  );
+  assert.deepEqual(checkSong(JSON.parse(song({ artist_id: 'A'.repeat(65) }))), {
+    ok: false,
+    reason: "'artist_id' is longer than 64 bytes",
+  });
+  assert.equal(checkSong(JSON.parse(song({ artist_id: '\u00e9'.repeat(32) }))).ok, true);
 });
 
 function stage(kind: 'songs' | 'events', inputs: Buffer[], fast: boolean) {
@@ -171,6 +187,9 @@ const VALUES = [
   '99999999999999999999',
   '{}',
   '[1]',
+  `"${'A'.repeat(64)}"`,
+  `"${'A'.repeat(65)}"`,
+  `"${'\u00e9'.repeat(33)}"`,
 ];
 
 function mutate(text: string, rand: () => number): string {

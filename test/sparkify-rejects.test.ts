@@ -102,6 +102,8 @@ void describe('bad records are rejects, not failures', () => {
       'A/A/E/TRAAE1.json',
       Buffer.concat([Buffer.from(song('SO5').slice(0, -2)), Buffer.from([0xc3]), Buffer.from('"}')]),
     );
+    // An artist_id too long to name a partition folder would fail publish's songs layout, run after run.
+    await w('A/A/F/TRAAF1.json', song('SO6', { artist_id: `AR${SECRET}${'X'.repeat(250)}` }));
   });
   after(async () => {
     await fs.rm(input, { recursive: true, force: true });
@@ -153,13 +155,14 @@ void describe('bad records are rejects, not failures', () => {
     assert.equal(staged[0]?.userAgent, 'Mozilla/5.0 "quoted" \\ agent');
 
     const songs = await stageSongs({ store, manifest: list.songChunks[0] ?? '', output, runId: 'r' });
-    assert.deepEqual([songs.files, songs.records, songs.rejected], [5, 2, 3]);
+    assert.deepEqual([songs.files, songs.records, songs.rejected], [6, 2, 4]);
     assert.deepEqual(
       (await readRejects(songs.rejects)).map((r) => [path.basename(r.file), r.line, r.reason]),
       [
         ['TRAAC1.json', 1, "duplicate key 'title'"],
         ['TRAAD1.json', 1, `file larger than the ${MAX_RECORD_BYTES}-byte record limit`],
         ['TRAAE1.json', 1, 'invalid UTF-8'],
+        ['TRAAF1.json', 1, "'artist_id' is longer than 64 bytes"],
       ],
     );
     const titles = await parquetRows(songs.part, 'title');
@@ -177,15 +180,17 @@ void describe('bad records are rejects, not failures', () => {
   void test('the run succeeds within maxRejectRate, and its error names counts only when it does not', async () => {
     await assert.rejects(runSparkifyPipeline({ store, input, output, runId: 'strict' }), (err: unknown) => {
       assert.ok(err instanceof RejectRateError);
-      assert.match(err.message, /10 of 15 rejected/);
+      assert.match(err.message, /11 of 16 rejected/);
       assert.ok(!err.message.includes(SECRET));
       return true;
     });
     const run = await runSparkifyPipeline({ store, input, output, runId: 'lenient', maxRejectRate: 0.8 });
     const all = [...run.songs, ...run.events];
-    assert.deepEqual([all.reduce((a, r) => a + r.records, 0), all.reduce((a, r) => a + r.rejected, 0)], [5, 10]);
+    assert.deepEqual([all.reduce((a, r) => a + r.records, 0), all.reduce((a, r) => a + r.rejected, 0)], [5, 11]);
     assert.ok(!JSON.stringify(run).includes(SECRET));
     assert.equal((await readPublished(store, output, 'songplays')).length, 3);
+    // Published, the long artist_id rejected rather than failing the songs layout.
+    assert.deepEqual((await readPublished(store, output, 'songs')).map((r) => r.song_id).sort(), ['SO1', 'SO2']);
     const rejectFiles = (await store.list(path.join(output, '_rejects', 'lenient'))).map((o) => path.basename(o.key));
     assert.deepEqual(rejectFiles.sort(), ['events-part-00000.jsonl', 'songs-part-00000.jsonl']);
   });

@@ -270,6 +270,12 @@ export class RecordScanner {
         case 'VARCHAR':
           if (t !== STRING) return 0;
           if (col.nonEmpty && this.end[k] === this.start[k]) return 0;
+          // Unescaped, its bytes are the value's UTF-8; escaped, the full check measures it.
+          if (
+            col.maxBytes !== undefined &&
+            (this.escaped[k] || (this.end[k] as number) - (this.start[k] as number) > col.maxBytes)
+          )
+            return 0;
           break;
         case 'DOUBLE':
           if (t !== INT9 && t !== INT15 && t !== NUMBER) return 0;

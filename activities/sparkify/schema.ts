@@ -11,11 +11,20 @@ export interface ColumnSpec {
   required?: boolean;
   /** Required strings must also be non-empty. */
   nonEmpty?: boolean;
+  /** Strings: at most this many bytes of UTF-8. */
+  maxBytes?: number;
 }
+
+/**
+ * A partition value names a folder (`artist_id=<value>`), and a folder name has at most 255 bytes: DuckDB
+ * escapes a byte in at most 3, so 64 bytes always fit. A longer one would fail the songs layout at publish, for
+ * every later run too; it is a reject instead.
+ */
+export const MAX_PARTITION_VALUE_BYTES = 64;
 
 export const SONG_COLUMNS: readonly ColumnSpec[] = [
   { name: 'num_songs', type: 'INTEGER' },
-  { name: 'artist_id', type: 'VARCHAR', required: true, nonEmpty: true },
+  { name: 'artist_id', type: 'VARCHAR', required: true, nonEmpty: true, maxBytes: MAX_PARTITION_VALUE_BYTES },
   { name: 'artist_latitude', type: 'DOUBLE' },
   { name: 'artist_longitude', type: 'DOUBLE' },
   { name: 'artist_location', type: 'VARCHAR' },
@@ -75,6 +84,9 @@ function checkValue(col: ColumnSpec, value: unknown): string | undefined {
       if (col.nonEmpty && value === '') return `'${col.name}' must not be empty`;
       // A lone surrogate (`"\ud800"`) parses in JavaScript but is not text: Parquet strings are UTF-8.
       if (LONE_SURROGATE.test(value)) return `'${col.name}' is not valid Unicode (a lone surrogate)`;
+      if (col.maxBytes !== undefined && Buffer.byteLength(value, 'utf8') > col.maxBytes) {
+        return `'${col.name}' is longer than ${col.maxBytes} bytes`;
+      }
       return undefined;
     case 'DOUBLE':
       if (typeof value !== 'number' || !Number.isFinite(value)) {
