@@ -1,14 +1,14 @@
 /** Activity code: the task implementations that do I/O. Built from injected clients (`createActivities(deps)`). */
 import { createExampleActivities } from './example';
 import { createSparkifyActivities } from './sparkify/activities';
-import type { DuckDbSettings } from './sparkify/duckdb';
+import type { DuckDbOptions } from './sparkify/duckdb';
 import { createStore } from '../storage/store';
 import type { LeaseOptions } from '../storage/lease';
 import type { Store } from '../storage/store';
 
 export interface ActivityDeps {
   /** DuckDB resources per activity (memory limit, threads, spill directory). */
-  duckdb?: DuckDbSettings;
+  duckdb?: DuckDbOptions;
   /** Object storage; default: S3 clients from the worker's own AWS environment, and local directories. */
   store?: Store;
   /** Timing of a lake's lease, held while publishing (default: a 2-minute lease, renewed while alive). */

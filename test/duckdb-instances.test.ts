@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { withDuckDb } from '../activities/sparkify/duckdb';
+import { withDuckDb } from '../worker/duckdb';
 import { activityDepsFrom, resolveWorkerSettings } from '../worker/settings';
 
 test('no more DuckDB databases are open at once than `instances`; the others wait', async () => {

@@ -169,7 +169,7 @@ void describe('pools', () => {
         dates(2).map((logicalDate) => triggerDagRun(client, hold, { taskQueue, logicalDate, params: { pool: name } })),
       );
       const holder = async () => {
-        for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
+        for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
           const states = await Promise.all(
             [first!, second!].map(async (r) => task(await r.handle.query<DagRunStatus>('status'), 'hold').state),
           );

@@ -18,7 +18,7 @@ import {
   runSparkifyPipeline,
   TABLES,
 } from '../activities/sparkify';
-import type { DuckDbSettings, PublishResult } from '../activities/sparkify';
+import type { DuckDbOptions, PublishResult } from '../activities/sparkify';
 import { RUN_MARKER } from '../activities/sparkify/lake-files';
 import type { LayoutName } from '../activities/sparkify/paths';
 import { createStore, joinUri } from '../storage';
@@ -44,7 +44,7 @@ function days(from: number, to: number): DataInterval {
 
 type Lake = Record<LayoutName, Record<string, unknown>[]>;
 
-async function readLake(store: Store, output: string, duckdb: DuckDbSettings): Promise<Lake> {
+async function readLake(store: Store, output: string, duckdb: DuckDbOptions): Promise<Lake> {
   const out = {} as Lake;
   for (const t of LAYOUT) out[t] = await readTable(store, joinUri(output, tablePath(t)), t, duckdb);
   return out;
@@ -72,7 +72,7 @@ interface Scenario {
   fresh: () => Promise<string>;
 }
 
-async function scenarios(store: Store, root: (name: string) => Promise<string>, duckdb: DuckDbSettings) {
+async function scenarios(store: Store, root: (name: string) => Promise<string>, duckdb: DuckDbOptions) {
   const base = await mkdtemp(path.join(tmpdir(), 'tempoflow-faults-input-'));
   const [inputOld, inputNew] = [path.join(base, 'old'), path.join(base, 'new')];
   await generateSparkify({ out: inputOld, songs: 5, events: 240, days: 3, seed: 3 });
@@ -109,7 +109,7 @@ async function scenarios(store: Store, root: (name: string) => Promise<string>, 
 function faultSuite(kind: 'local' | 's3') {
   describe(`publish on a ${kind} lake survives a crash at every storage call`, () => {
     let store: Store;
-    let duckdb: DuckDbSettings;
+    let duckdb: DuckDbOptions;
     let root: (name: string) => Promise<string>;
     let copyLake: (from: string, to: string) => Promise<void>;
     let cases: Scenario[];

@@ -19,9 +19,7 @@ import {
   tableSpec,
   type LayoutName,
 } from '../activities/sparkify/catalog';
-import * as sparkifyDuckDb from '../activities/sparkify/duckdb';
 import { loadTable } from '../activities/sparkify/validate';
-import * as workerSettings from '../worker/settings';
 
 const root = path.join(import.meta.dirname, '..');
 
@@ -230,10 +228,4 @@ describe('Sparkify catalog', () => {
       );
     }
   });
-});
-
-test("Sparkify's DuckDB defaults for plain calls are the worker's", () => {
-  assert.equal(sparkifyDuckDb.DEFAULT_DUCKDB_MEMORY_LIMIT, workerSettings.DEFAULT_DUCKDB_MEMORY_LIMIT);
-  assert.equal(sparkifyDuckDb.defaultDuckDbThreads(), workerSettings.defaultDuckDbThreads());
-  assert.equal(sparkifyDuckDb.DEFAULT_DUCKDB_INSTANCES, workerSettings.DEFAULT_DUCKDB_INSTANCES);
 });

@@ -14,6 +14,8 @@ export {
   DEFAULT_DUCKDB_INSTANCES,
 } from './settings';
 export type { WorkerSettings, WorkerSettingsOverrides, DuckDbSettings } from './settings';
+export { withDuckDb, withScratch, defaultDuckDbThreads } from './duckdb';
+export type { DuckDbOptions } from './duckdb';
 export {
   findProjectFile,
   loadProject,

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { TempoflowError } from '../core/errors';
 import type { ProjectActivityDeps, ProjectWorkerDefaults } from '../core/project';
+import { DEFAULT_DUCKDB_INSTANCES, DEFAULT_DUCKDB_MEMORY_LIMIT, defaultDuckDbThreads } from './duckdb';
 import { resolveLogLocation } from './log-location';
 import { resolveTemporalConfig } from './temporal-config';
 import type { TemporalConnectionConfig } from './temporal-config';
@@ -33,7 +34,7 @@ export interface DuckDbSettings {
   /**
    * DuckDB databases open at once in this worker (a task that would open one more waits): with the memory limit,
    * it bounds the worker's DuckDB memory at `instances x memoryLimit`, whatever the tasks running at once. Kept by
-   * activities that open DuckDB through Sparkify's `withDuckDb`; other activity code must honour it itself.
+   * `withDuckDb` (worker/duckdb.ts, `tempoflow/worker`), through which activities open DuckDB.
    */
   instances: number;
 }
@@ -56,23 +57,12 @@ export const DEFAULT_ADDRESS = '127.0.0.1:7233';
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_TASK_QUEUE = 'tempoflow';
 /*
- * Sized for the reference worker, 2 cores and 24 GiB, where each task activity opens its own DuckDB:
- * - 4 task instances at once (not 8): most tasks wait on storage, so more than the cores pays, but every one may
- *   hold a DuckDB of DEFAULT_DUCKDB_MEMORY_LIMIT; 4 x 2GB = 8GB worst case leaves two thirds of 24 GiB to Node,
- *   the OS page cache and headroom, where 8 x 2GB would not.
- * - 2GB per DuckDB (not 1GB): the joins of build_tables spill less; DuckDB spills to disk past it anyway.
- * - DuckDB threads = the cores (not a fixed 2): on the reference machine the two agree, elsewhere a lone heavy
- *   task (build_tables runs alone) uses the whole machine. Lower it when several DuckDB tasks run at once.
+ * Sized for the reference worker, 2 cores and 24 GiB, where each task activity may open a DuckDB (worker/duckdb.ts
+ * sizes those): 4 task instances at once (not 8): most tasks wait on storage, so more than the cores pays, but
+ * every one may want a DuckDB of DEFAULT_DUCKDB_MEMORY_LIMIT, and at most DEFAULT_DUCKDB_INSTANCES are open.
  */
 export const DEFAULT_MAX_CONCURRENT_ACTIVITIES = 4;
-export const DEFAULT_DUCKDB_MEMORY_LIMIT = '2GB';
-/*
- * - 2 DuckDB databases open at once (not one per task): the 4 tasks spend much of their time in storage and JS,
- *   and with threads = cores, two DuckDBs already keep 2 cores busy; 4 month builds at once took the worker past
- *   2 GB at 10M events with no gain in time. Worst case 2 x 2GB, with Node, fits any 8 GB machine.
- */
-export const DEFAULT_DUCKDB_INSTANCES = 2;
-export const defaultDuckDbThreads = (): number => Math.max(1, os.availableParallelism());
+export { DEFAULT_DUCKDB_INSTANCES, DEFAULT_DUCKDB_MEMORY_LIMIT, defaultDuckDbThreads };
 export const defaultDuckDbTempDir = (): string => path.join(os.tmpdir(), 'tempoflow-duckdb');
 
 /** Settings resolved here; the address and namespace come with the Temporal connection (temporal-config.ts). */

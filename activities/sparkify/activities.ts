@@ -13,7 +13,7 @@ import {
   buildSongs,
   finishBuild,
 } from './build-partitioned';
-import type { DuckDbSettings } from './duckdb';
+import type { DuckDbOptions } from './duckdb';
 import { InputDataError } from './errors';
 import { listInputs } from './list-inputs';
 import { checkLogsArrived } from './wait-for-logs';
@@ -25,7 +25,7 @@ import { validate } from './validate';
 
 export interface SparkifyActivityDeps {
   store: Store;
-  duckdb: DuckDbSettings;
+  duckdb: DuckDbOptions;
   /** Timing of a lake's lease, held while publishing (tests shorten it). */
   lakeLease?: LeaseOptions;
 }

@@ -15,7 +15,7 @@ import {
   writeTable,
 } from './build-tables';
 import {
-  type DuckDbSettings,
+  type DuckDbOptions,
   parquetFilesUnder,
   sqlFileList,
   sqlFilePath,
@@ -72,7 +72,7 @@ const YEAR = 'year(make_timestamp(ts * 1000))';
 const MONTH = 'month(make_timestamp(ts * 1000))';
 
 /** Months (`YYYY-MM`) with `NextSong` events in one staged event part (a local Parquet file). */
-export async function partMonths(settings: DuckDbSettings, scratch: string, file: string): Promise<string[]> {
+export async function partMonths(settings: DuckDbOptions, scratch: string, file: string): Promise<string[]> {
   return withDuckDb(settings, scratch, (conn) => monthsOf(conn, file));
 }
 

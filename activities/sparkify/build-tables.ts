@@ -7,7 +7,7 @@ import { mirrorPrefix } from '../../storage/mirror';
 import { runCache } from './run-cache';
 import {
   DEFAULT_DUCKDB_MEMORY_LIMIT,
-  type DuckDbSettings,
+  type DuckDbOptions,
   parquetFilesUnder,
   parseSize,
   sqlFileList,
@@ -23,7 +23,7 @@ export interface BuildTablesArgs {
   store: Store;
   output: string;
   runId: string;
-  duckdb?: DuckDbSettings;
+  duckdb?: DuckDbOptions;
   onProgress?: OnProgress;
   signal?: AbortSignal;
 }
@@ -221,7 +221,7 @@ async function onlyPartition(
  * partition they touch: the default (~500k rows) runs out of memory with one partition per artist. ~1 row per MB
  * of memory keeps the buffers within the memory limit.
  */
-export async function limitPartitionBuffers(conn: DuckDBConnection, settings: DuckDbSettings): Promise<void> {
+export async function limitPartitionBuffers(conn: DuckDBConnection, settings: DuckDbOptions): Promise<void> {
   const memory = parseSize(settings.memoryLimit ?? DEFAULT_DUCKDB_MEMORY_LIMIT) ?? 1e9;
   await conn.run(`SET partitioned_write_flush_threshold = ${Math.max(256, Math.floor(memory / 1e6))}`);
 }

@@ -3,7 +3,7 @@ import type { DataInterval } from '../../core/types';
 import type { ObjectInfo, Store } from '../../storage/store';
 import { joinUri } from '../../storage/uri';
 import { USERS_FROM_USER_DAYS, writeTable } from './build-tables';
-import { type DuckDbSettings, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbOptions, withDuckDb, withScratch } from './duckdb';
 import { InputDataError, QualityCheckError } from './errors';
 import { publishedFiles } from './lake-files';
 import { lakeStatePaths, runPaths } from './paths';
@@ -20,7 +20,7 @@ export interface MergeArgs {
   output: string;
   runId: string;
   dataInterval: DataInterval;
-  duckdb?: DuckDbSettings;
+  duckdb?: DuckDbOptions;
   signal?: AbortSignal;
   /** The publish's token: in the merged files' names and their staging folder, so no two attempts share one. */
   token: string;

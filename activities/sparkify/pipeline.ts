@@ -2,7 +2,7 @@ import type { DataInterval } from '../../core/types';
 import type { Store } from '../../storage/store';
 import { mapLimit } from '../../storage/concurrency';
 import { type BuildTablesResult, buildTables } from './build-tables';
-import type { DuckDbSettings } from './duckdb';
+import type { DuckDbOptions } from './duckdb';
 import { QualityCheckError, RejectRateError } from './errors';
 import { type ListInputsResult, listInputs } from './list-inputs';
 import { type PublishResult, publish } from './publish';
@@ -15,7 +15,7 @@ export interface PipelineArgs {
   output: string;
   runId: string;
   dataInterval?: DataInterval | null;
-  duckdb?: DuckDbSettings;
+  duckdb?: DuckDbOptions;
   maxRejectRate?: number;
   rebuildSongs?: boolean;
   /** Staging chunks processed at once. Default 2. */

@@ -10,7 +10,7 @@ import type { DataInterval } from '../../core/types';
 import { LAID_OUT_AT_PUBLISH, limitPartitionBuffers, writeTable } from './build-tables';
 import {
   DEFAULT_DUCKDB_INSTANCES,
-  type DuckDbSettings,
+  type DuckDbOptions,
   defaultDuckDbThreads,
   sqlFileList,
   withDuckDb,
@@ -41,7 +41,7 @@ export interface PublishArgs {
   runId: string;
   /** An interval run merges its rows into the published lake first (see merge.ts). */
   dataInterval?: DataInterval | null;
-  duckdb?: DuckDbSettings;
+  duckdb?: DuckDbOptions;
   onProgress?: OnProgress;
   signal?: AbortSignal;
   /** Timing of the lake's lease (tests shorten it). */

@@ -4,7 +4,7 @@ import { safeLocalPath } from '../../storage/local-path';
 import { joinUri } from '../../storage/uri';
 import { downloadAll } from './transfer';
 import { publishedFiles } from './lake-files';
-import { type DuckDbSettings, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbOptions, withDuckDb, withScratch } from './duckdb';
 import type { LayoutName, TableName } from './paths';
 import { loadTable } from './validate';
 
@@ -17,7 +17,7 @@ export async function readTable(
   store: Store,
   tableUri: string,
   table: LayoutName,
-  duckdb: DuckDbSettings = {},
+  duckdb: DuckDbOptions = {},
 ): Promise<Record<string, unknown>[]> {
   return withScratch(duckdb, 'read', async (dir) => {
     const local = path.join(dir, table);
@@ -42,6 +42,6 @@ export async function readTable(
 }
 
 /** `readTable` of a published table under a lake's output. */
-export function readPublished(store: Store, output: string, table: TableName, duckdb?: DuckDbSettings) {
+export function readPublished(store: Store, output: string, table: TableName, duckdb?: DuckDbOptions) {
   return readTable(store, joinUri(output, table), table, duckdb);
 }

@@ -10,7 +10,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { safeLocalPath } from '../../storage/local-path';
 import type { Store } from '../../storage/store';
 import { joinUri } from '../../storage/uri';
-import { type DuckDbSettings, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbOptions, withDuckDb, withScratch } from './duckdb';
 import { InputDataError } from './errors';
 import { publishedFiles, readJsonIfExists, readMarker } from './lake-files';
 import { type TableName, TABLES, runPaths } from './paths';
@@ -51,7 +51,7 @@ export interface ReportData {
 
 const TOP = 10;
 
-export async function buildReport(args: { store: Store; lake: string; duckdb?: DuckDbSettings }): Promise<ReportData> {
+export async function buildReport(args: { store: Store; lake: string; duckdb?: DuckDbOptions }): Promise<ReportData> {
   const { store, lake } = args;
   const settings = args.duckdb ?? {};
   const songplaysMarker = await readMarker(store, joinUri(lake, 'songplays'));

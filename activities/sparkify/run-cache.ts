@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { DuckDbSettings } from './duckdb';
+import type { DuckDbOptions } from './duckdb';
 import { runSegment } from './paths';
 
 const MAX_AGE_MS = 24 * 3600 * 1000;
@@ -12,7 +12,7 @@ const MAX_AGE_MS = 24 * 3600 * 1000;
  * `mirrorPrefix`: every kept file is checked against the object's ETag). Only an optimisation: a task on another
  * worker downloads. Publish drops the run's cache; caches of runs that never published are pruned after a day.
  */
-export function runCache(settings: DuckDbSettings, runId: string) {
+export function runCache(settings: DuckDbOptions, runId: string) {
   const root = path.join(settings.workDirectory ?? os.tmpdir(), 'tempoflow-cache');
   const dir = path.join(root, runSegment(runId));
   return {

@@ -6,7 +6,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Store } from '../../storage/store';
 import { mapLimit } from '../../storage/concurrency';
 import { joinUri, parseUri } from '../../storage/uri';
-import { type DuckDbSettings, sqlFileList, sqlString, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbOptions, sqlFileList, sqlString, withDuckDb, withScratch } from './duckdb';
 import { InputDataError } from './errors';
 import { runCache } from './run-cache';
 import { monthsOf } from './build-partitioned';
@@ -35,7 +35,7 @@ export interface StageArgs {
   manifest: string;
   output: string;
   runId: string;
-  duckdb?: DuckDbSettings;
+  duckdb?: DuckDbOptions;
   /** Parallel downloads. Default 16. */
   concurrency?: number;
   onProgress?: OnProgress;
@@ -250,7 +250,7 @@ async function readSongFile(store: Store, uri: string, listedSize: number): Prom
 const PROGRESS_BYTES = 8 * 1024 * 1024;
 
 interface CopyToParquet {
-  settings: DuckDbSettings;
+  settings: DuckDbOptions;
   dir: string;
   columns: readonly ColumnSpec[];
   /** Newline-delimited JSON files of accepted records, in order. */

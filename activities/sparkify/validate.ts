@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Store } from '../../storage/store';
 import { joinUri } from '../../storage/uri';
-import { type DuckDbSettings, parquetFilesUnder, sqlFileList, sqlFilePath, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbOptions, parquetFilesUnder, sqlFileList, sqlFilePath, withDuckDb, withScratch } from './duckdb';
 import { loadStaged, stagedDirs } from './build-tables';
 import { mirrorPrefix } from '../../storage/mirror';
 import { runCache } from './run-cache';
@@ -18,7 +18,7 @@ export interface ValidateArgs {
   /** The staging tasks' results: their record counts are checked against the staged Parquet. */
   stageResults?: readonly Pick<StageResult, 'kind' | 'records' | 'rejected'>[];
   maxRejectRate?: number;
-  duckdb?: DuckDbSettings;
+  duckdb?: DuckDbOptions;
   onProgress?: OnProgress;
   signal?: AbortSignal;
 }
