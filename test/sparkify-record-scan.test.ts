@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { sqlString } from '../activities/sparkify/duckdb';
 import { FileRecords, LineSplitter, SpillBuffer, songFileRecords } from '../activities/sparkify/records';
-import { RecordScanner } from '../activities/sparkify/record-scan';
+import { RecordScanner, eventLinePattern } from '../activities/sparkify/record-scan';
 import { type ColumnSpec, EVENT_COLUMNS, SONG_COLUMNS, checkSong } from '../activities/sparkify/schema';
 import { eventRecord } from './event-record';
 
@@ -270,4 +270,59 @@ void test('staging with the scan gives the same rejects, counts and staged value
     fastAccepted += fast.fastAccepted;
   }
   assert.ok(fastAccepted > 3000, `the fast path took ${fastAccepted} records`);
+});
+
+void test('a line DuckDB certifies (eventLinePattern) is one the scan accepts as it is, a play when it says so', async () => {
+  const pattern = eventLinePattern();
+  const rand = prng(30);
+  const compact = (extra: Record<string, unknown> = {}) => eventRecord(3, extra);
+  const lines = [
+    compact(),
+    compact({ page: 'Home', userId: '' }),
+    compact({ firstName: null, lastName: null, length: null, song: null, artist: null, page: 'Login', userId: '' }),
+    compact({ page: 'NextSongs' }),
+    compact({ page: 'NextSon' }),
+    compact({ page: 'NextSonG' }),
+    compact({ userId: '' }), // a play without a user: a reject
+    ...Array.from({ length: 3000 }, () => mutate(rand() < 0.5 ? compact() : compact({ page: 'Home' }), rand)),
+  ]
+    // As a file holds them: UTF-8 (a lone surrogate becomes U+FFFD), one line each.
+    .map((l) => Buffer.from(l).toString('utf8'))
+    .filter((l) => !l.includes('\n'));
+  const instance = await DuckDBInstance.create(':memory:');
+  const conn = await instance.connect();
+  try {
+    await conn.run('CREATE TABLE t (i INTEGER, line VARCHAR)');
+    const appender = await conn.createAppender('t');
+    lines.forEach((line, i) => {
+      appender.appendInteger(i);
+      appender.appendVarchar(line);
+      appender.endRow();
+    });
+    appender.closeSync();
+    const rows = (
+      await conn.runAndReadAll(
+        `SELECT i, regexp_full_match(line, ${sqlString(pattern)}) AS certified, ` +
+          `contains(line, '"page":"NextSong"') AS play FROM t ORDER BY i`,
+      )
+    ).getRowObjectsJS() as { i: number; certified: boolean; play: boolean }[];
+    let plays = 0;
+    let others = 0;
+    for (const { i, certified, play } of rows) {
+      if (!certified) continue;
+      if (play) plays++;
+      else others++;
+      assert.equal(verdict(EVENT_COLUMNS, lines[i]!), play ? 2 : 1, lines[i]);
+    }
+    assert.deepEqual(
+      rows.slice(0, 7).map((r) => r.certified),
+      [true, true, true, true, true, true, false],
+    );
+    // Mutations mostly break lines; these bounds keep the test from passing on nothing.
+    assert.ok(plays > 50 && others > 50, `the pattern certified ${plays} plays, ${others} others`);
+    assert.ok(plays + others < lines.length, 'and left the others');
+  } finally {
+    conn.closeSync();
+    instance.closeSync();
+  }
 });

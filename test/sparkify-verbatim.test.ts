@@ -146,6 +146,7 @@ void describe('staging with verbatim heads', () => {
       [slow.records, slow.rejected, slow.plays, slow.months],
     );
     assert.deepEqual(await rejectsOf(store, fast), await rejectsOf(store, slow));
+    assert.equal(slow.certified, 0, 'no file with a byte order mark is certified');
     return { fast, rows: fastRows };
   }
 
@@ -166,6 +167,7 @@ void describe('staging with verbatim heads', () => {
     const store = createStore();
     const { fast, rows } = await sameAsRecordByRecord(store, dir, files(), 'local');
     assert.equal(fast.records, 40 + 4 * 16 + 2); // and the CRLF and exponent records (the blank and rejected lines are none)
+    assert.equal(fast.certified, 1, 'DuckDB certified the clean file whole; the four odd ones went line by line');
     assert.deepEqual(
       (await rejectsOf(store, fast)).map((r) => r.line),
       [8],
@@ -180,6 +182,7 @@ void describe('staging with verbatim heads', () => {
       const bucket = await createTestBucket('verbatim');
       const { fast } = await sameAsRecordByRecord(store, `s3://${bucket}`, files(), 's3');
       assert.equal(fast.records, 40 + 4 * 16 + 2);
+      assert.equal(fast.certified, 1);
     } finally {
       client.destroy();
     }

@@ -307,6 +307,13 @@ export class FileRecords {
     return true;
   }
 
+  /** The whole file is a head DuckDB reads as it is: `records` lines (`plays` of them plays) in `bytes`. */
+  countedVerbatim(records: number, plays: number, bytes: number): void {
+    this.records += records;
+    this.plays += plays;
+    this.verbatimBytes = bytes;
+  }
+
   private counted(verdict: 1 | 2): void {
     this.records++;
     if (verdict === 2) this.plays++;
@@ -427,6 +434,81 @@ export async function readLines(
     copy?.destroy();
   }
   splitter.end();
+}
+
+/** What `keepLines` saw of a newline-delimited file. */
+export interface LineShape {
+  lines: number;
+  bytes: number;
+  /**
+   * Every line could be a record as it is: none blank, none over the size limit, no `\r`, no byte order mark, all
+   * valid UTF-8, and at least one line. Only such a file may be certified whole (`eventLinePatterns`).
+   */
+  plain: boolean;
+}
+
+/**
+ * Streams `source` into the file `copyTo` as it is, counting its lines and checking only what native calls check
+ * fast (`LineShape.plain`); no line is parsed. The copy is what staging reads from then on, whatever happens to
+ * the input meanwhile.
+ */
+export async function keepLines(
+  source: Readable,
+  copyTo: string,
+  onBytes: (n: number) => void,
+  signal?: AbortSignal,
+): Promise<LineShape> {
+  const copy = createWriteStream(copyTo);
+  let copyError: Error | undefined;
+  copy.on('error', (err) => (copyError ??= err));
+  let lines = 0;
+  let bytes = 0;
+  let plain = true;
+  /** Bytes of the current line so far, and those not yet checked for UTF-8 (a character may span chunks). */
+  let lineBytes = 0;
+  let unchecked: Buffer | undefined;
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      signal?.throwIfAborted();
+      if (copyError) throw copyError;
+      if (!copy.write(chunk)) await once(copy, 'drain');
+      if (bytes === 0 && (chunk.length < 3 || startsWithBom(chunk))) plain = false;
+      bytes += chunk.length;
+      onBytes(chunk.length);
+      if (!plain) continue;
+      if (chunk.includes(0x0d)) {
+        plain = false;
+        continue;
+      }
+      let start = 0;
+      for (let nl = chunk.indexOf(0x0a); nl !== -1 && plain; nl = chunk.indexOf(0x0a, start)) {
+        lineBytes += nl - start;
+        if (lineBytes === 0 || lineBytes > MAX_RECORD_BYTES) plain = false;
+        lines++;
+        lineBytes = 0;
+        start = nl + 1;
+      }
+      lineBytes += chunk.length - start;
+      if (lineBytes > MAX_RECORD_BYTES) plain = false;
+      if (!plain) continue;
+      const lastNewline = chunk.lastIndexOf(0x0a);
+      const whole = lastNewline === -1 ? undefined : chunk.subarray(0, lastNewline);
+      if (whole) {
+        if (!isUtf8(unchecked ? Buffer.concat([unchecked, whole]) : whole)) plain = false;
+        unchecked = chunk.subarray(lastNewline + 1);
+      } else {
+        unchecked = unchecked ? Buffer.concat([unchecked, chunk]) : chunk;
+      }
+    }
+    if (lineBytes > 0) lines++;
+    if (unchecked && !isUtf8(unchecked)) plain = false;
+    copy.end();
+    await finished(copy);
+  } finally {
+    source.destroy();
+    copy.destroy();
+  }
+  return { lines, bytes, plain: plain && lines > 0 };
 }
 
 /** Reads at most `max` bytes; undefined when the object is larger (the stream is closed at once). */
