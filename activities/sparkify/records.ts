@@ -438,11 +438,12 @@ export async function readLines(
 
 /** What `keepLines` saw of a newline-delimited file. */
 export interface LineShape {
+  /** Lines of a plain file (counting stops once a file is not plain). */
   lines: number;
   bytes: number;
   /**
    * Every line could be a record as it is: none blank, none over the size limit, no `\r`, no byte order mark, all
-   * valid UTF-8, and at least one line. Only such a file may be certified whole (`eventLinePatterns`).
+   * valid UTF-8, and at least one line. Only such a file may be certified whole (`eventLinePattern`).
    */
   plain: boolean;
 }
