@@ -396,42 +396,26 @@ const EVENT_SCANNER = new RecordScanner(EVENT_COLUMNS, false, true);
 
 const startsWithBom = (b: Buffer) => b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf;
 
-/**
- * Streams an event file through `records`, line by line, waiting on the outputs' backpressure. With `copyTo`,
- * the bytes are also written there while `records.verbatim` holds (its head, for DuckDB to read as it is).
- */
+/** Streams an event file through `records`, line by line, waiting on the outputs' backpressure. */
 export async function readLines(
   source: Readable,
   records: FileRecords,
   onBytes: (n: number) => void,
   signal?: AbortSignal,
-  copyTo?: string,
 ): Promise<void> {
   const splitter = new LineSplitter((line, bytes, size, consumed, crlf) =>
     records.line(line, bytes, size, consumed, crlf),
   );
-  const copy = copyTo === undefined ? undefined : createWriteStream(copyTo);
-  let copyError: Error | undefined;
-  copy?.on('error', (err) => (copyError ??= err));
   try {
     for await (const chunk of source as AsyncIterable<Buffer>) {
       signal?.throwIfAborted();
-      if (copy && records.verbatim) {
-        if (copyError) throw copyError;
-        if (!copy.write(chunk)) await once(copy, 'drain');
-      }
       splitter.push(chunk);
       onBytes(chunk.length);
       await records.accepted.drain();
       await records.rejects.drain();
     }
-    if (copy) {
-      copy.end();
-      await finished(copy);
-    }
   } finally {
     source.destroy();
-    copy?.destroy();
   }
   splitter.end();
 }

@@ -169,7 +169,7 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
         }
         progress.filesDone++;
         report(true);
-        return { records, kept, head: undefined as string | undefined };
+        return { records, kept, head: undefined as string | undefined, certified: false };
       },
       args.signal,
     );
@@ -186,15 +186,13 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
           const plays = certified.get(copy);
           if (plays !== undefined && plays.lines === shape.lines) {
             f.records.countedVerbatim(shape.lines, plays.plays, shape.bytes);
-            f.head = copy;
-            return;
+            f.certified = true;
+          } else {
+            await readLines(createReadStream(copy), f.records, () => undefined, args.signal);
+            // The verbatim head is the copy's first bytes: cut there, DuckDB reads the rest from `accepted`.
+            if (f.records.verbatimBytes > 0) await truncate(copy, f.records.verbatimBytes);
           }
-          const head = path.join(dir, `${path.basename(copy, '.ndjson')}-head.ndjson`);
-          await readLines(createReadStream(copy), f.records, () => undefined, args.signal, head);
-          if (f.records.verbatimBytes > 0) {
-            await truncate(head, f.records.verbatimBytes);
-            f.head = head;
-          }
+          if (f.records.verbatimBytes > 0) f.head = copy;
         },
         args.signal,
       );
@@ -247,7 +245,7 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
       plays: files.reduce((a, f) => a + f.records.plays, 0),
       part,
       rejects: rejected > 0 ? rejectsUri : null,
-      ...(kind === 'events' ? { months, certified: files.filter((f) => f.head === f.kept?.copy).length } : {}),
+      ...(kind === 'events' ? { months, certified: files.filter((f) => f.certified).length } : {}),
     };
   });
 }
