@@ -188,6 +188,26 @@ void describe('staging with verbatim heads', () => {
     }
   });
 
+  void test('when DuckDB cannot read a chunk as lines, every file goes line by line: the same rows and rejects', async () => {
+    // A raw control character is DuckDB's line delimiter here (and a reject either way): its read fails.
+    const withControl =
+      [...clean(300, 5), event(305, { song: 'a\u0001b' }).replace('\\u0001', '\u0001'), ...clean(306, 5)].join('\n') +
+      '\n';
+    const store = createStore();
+    const { fast } = await sameAsRecordByRecord(
+      store,
+      dir,
+      { '2018-11-01': clean(1, 40).join('\n') + '\n', '2018-11-02': withControl },
+      'refused-lines',
+    );
+    assert.equal(fast.certified, 0, 'not even the clean file: the chunk went line by line');
+    assert.equal(fast.records, 40 + 10);
+    assert.deepEqual(
+      (await rejectsOf(store, fast)).map((r) => r.line),
+      [6],
+    );
+  });
+
   /** A store whose local files are changed by `change` as soon as staging has read them to the end. */
   const changedAfterRead = (change: (file: string) => void): Store => {
     const base = createStore();
