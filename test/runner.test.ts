@@ -10,6 +10,7 @@ import type { DagRunStatus, TaskState } from '../core/types';
 import { listRuns, triggerDagRun, waitForRun } from '../client/runs';
 import { statusQuery } from '../workflows/definitions';
 import { LEAN_BATCH_PATCH } from '../workflows/map-batch';
+import { DEFAULT_WORKFLOW_STACK_TRACE_FRAMES } from '../worker/create-worker';
 import {
   bigOutputDag,
   diamondDag,
@@ -186,6 +187,27 @@ describe('runner workflow', () => {
       assert.equal(task(status, 'after').state, 'skipped');
       assert.equal((await run.handle.describe()).status.name, 'CANCELLED');
     });
+  });
+
+  it("keeps workflow stack traces to workflowStackTraceFrames (the Web UI's Stack Trace), not the process's", async () => {
+    const before = Error.stackTraceLimit;
+    /** Frames of the longest stack the Web UI would show for a run blocked on its slow task. */
+    const deepestStack = async (workflowStackTraceFrames?: number) => {
+      const log = new EventLog();
+      const options = { dags, activities: createTestActivities(log), workflowStackTraceFrames };
+      return withTestWorker(options, async ({ client, taskQueue }) => {
+        const run = await triggerDagRun(client, slowDag, { taskQueue, params: { sleepMs: 2_000 } });
+        for (let i = 0; i < 100 && log.of('slow').length === 0; i++) await delay(100);
+        assert.equal(log.of('slow').length, 1, 'the slow task started');
+        const stacks = await run.handle.query<string>('__stack_trace');
+        await run.handle.cancel();
+        return Math.max(...stacks.split('\n\n').map((stack) => stack.match(/^\s+at /gm)?.length ?? 0));
+      });
+    };
+    assert.ok((await deepestStack()) <= DEFAULT_WORKFLOW_STACK_TRACE_FRAMES);
+    assert.ok((await deepestStack(30)) > 2, "the runner's stacks are deeper than the cut below");
+    assert.ok((await deepestStack(2)) <= 2);
+    assert.equal(Error.stackTraceLimit, before, "the test process's own limit is unchanged");
   });
 
   it('refuses bad params before any run starts', async () => {

@@ -36,6 +36,7 @@ export async function withTestWorker<T>(
     maxConcurrentActivities?: number;
     /** Where the worker keeps task logs. */
     logLocation?: string;
+    workflowStackTraceFrames?: number;
   },
   fn: (ctx: TestWorkerContext) => Promise<T>,
 ): Promise<T> {
@@ -60,6 +61,9 @@ export async function withTestWorker<T>(
       activities: options.activities,
       maxConcurrentActivities: options.maxConcurrentActivities ?? 20,
       ...(options.logLocation ? { logLocation: options.logLocation } : {}),
+      ...(options.workflowStackTraceFrames !== undefined
+        ? { workflowStackTraceFrames: options.workflowStackTraceFrames }
+        : {}),
       workflowBundle: await workflowBundle(),
       workerOptions: { shutdownGraceTime: '1s' },
     });

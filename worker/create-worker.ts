@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
@@ -39,6 +40,14 @@ export async function bundleWorkflows(): Promise<{ code: string }> {
   });
 }
 
+/**
+ * Frames in each stack trace the SDK records inside workflow code (V8's default is 10). The SDK captures and
+ * source-maps a trace for every promise workflow code creates, to answer the Web UI's "Stack Trace" query; the
+ * runner creates several per task instance, and at 10 frames that bookkeeping was the largest cost of a worker's
+ * workflow thread (bench --framework). The runner's own stacks are rarely deeper than 6 frames.
+ */
+export const DEFAULT_WORKFLOW_STACK_TRACE_FRAMES = 6;
+
 export interface TempoflowWorkerOptions {
   connection: NativeConnection;
   namespace?: string;
@@ -59,6 +68,12 @@ export interface TempoflowWorkerOptions {
    * this worker (its local caches). Its activities have their own slots (`maxConcurrentActivities` again).
    */
   ownTaskQueue?: boolean | string;
+  /**
+   * Frames in stack traces taken inside workflow code: the Web UI's "Stack Trace" of a run and workflow errors
+   * (default `DEFAULT_WORKFLOW_STACK_TRACE_FRAMES`; 10 is V8's own). Applies to the workflow contexts the worker
+   * creates at start, that is with the SDK's default `reuseV8Context`.
+   */
+  workflowStackTraceFrames?: number;
 }
 
 /** Creates a worker that hosts the runner workflows and the given task activities. */
@@ -86,16 +101,39 @@ export async function createTempoflowWorker(options: TempoflowWorkerOptions): Pr
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
     shutdownGraceTime: '10s',
   };
-  const worker = await Worker.create({
-    ...common,
-    taskQueue,
-    ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: BUNDLER_OPTIONS }),
-    activities,
-    ...options.workerOptions,
-  });
+  const worker = await withNewContextStackTraceLimit(
+    options.workflowStackTraceFrames ?? DEFAULT_WORKFLOW_STACK_TRACE_FRAMES,
+    () =>
+      Worker.create({
+        ...common,
+        taskQueue,
+        ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: BUNDLER_OPTIONS }),
+        activities,
+        ...options.workerOptions,
+      }),
+  );
   if (!ownQueue) return worker;
   const own = await Worker.create({ ...common, taskQueue: ownQueue, activities, ...options.workerOptions });
   return withCompanion(worker, own);
+}
+
+/**
+ * Runs `create` with V8's stack trace limit for new contexts set to `frames`, then restores it. The SDK freezes the
+ * workflow context's `Error` once it has loaded the bundle, so the limit can only be given when the context is
+ * created, and V8 takes it then from this process-wide flag. Contexts that exist already (this one) keep theirs.
+ */
+async function withNewContextStackTraceLimit<T>(frames: number, create: () => Promise<T>): Promise<T> {
+  if (!Number.isInteger(frames) || frames < 0) {
+    throw new TempoflowError(`workflowStackTraceFrames must be a whole number of frames, not ${frames}`);
+  }
+  const own = Error.stackTraceLimit;
+  setFlagsFromString(`--stack-trace-limit=${frames}`);
+  try {
+    return await create();
+  } finally {
+    // A context created later (a worker thread, a vm context) gets what this process started with, or V8's 10.
+    setFlagsFromString(`--stack-trace-limit=${Number.isInteger(own) && own >= 0 ? own : 10}`);
+  }
 }
 
 /**
