@@ -1,7 +1,7 @@
 /** Activity code: the task implementations that do I/O. Built from injected clients (`createActivities(deps)`). */
 import { createExampleActivities } from './example';
 import { createSparkifyActivities } from './sparkify/activities';
-import type { DuckDbOptions } from './sparkify/duckdb';
+import type { DuckDbOptions } from '../worker/duckdb';
 import { createStore } from '../storage/store';
 import type { LeaseOptions } from '../storage/lease';
 import type { Store } from '../storage/store';

@@ -13,7 +13,7 @@ import {
   buildSongs,
   finishBuild,
 } from './build-partitioned';
-import type { DuckDbOptions } from './duckdb';
+import type { DuckDbOptions } from '../../worker/duckdb';
 import { InputDataError } from './errors';
 import { listInputs } from './list-inputs';
 import { checkLogsArrived } from './wait-for-logs';

@@ -14,15 +14,8 @@ import {
   loadStaged,
   writeTable,
 } from './build-tables';
-import {
-  type DuckDbOptions,
-  parquetFilesUnder,
-  sqlFileList,
-  sqlFilePath,
-  sqlString,
-  withDuckDb,
-  withScratch,
-} from './duckdb';
+import { type DuckDbOptions, withDuckDb, withScratch } from '../../worker/duckdb';
+import { parquetFilesUnder, sqlFileList, sqlFilePath, sqlString } from './duckdb';
 import { type LayoutName, SONG_TABLES, type TableName, lakeStatePaths, runPaths, runToken } from './paths';
 import { runCache } from './run-cache';
 import { EVENT_COLUMNS } from './schema';

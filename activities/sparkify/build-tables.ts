@@ -5,14 +5,8 @@ import type { Store } from '../../storage/store';
 
 import { mirrorPrefix } from '../../storage/mirror';
 import { runCache } from './run-cache';
-import {
-  DEFAULT_DUCKDB_MEMORY_LIMIT,
-  type DuckDbOptions,
-  parquetFilesUnder,
-  parseSize,
-  sqlFileList,
-  sqlString,
-} from './duckdb';
+import { DEFAULT_DUCKDB_MEMORY_LIMIT, type DuckDbOptions } from '../../worker/duckdb';
+import { parquetFilesUnder, parseSize, sqlFileList, sqlString } from './duckdb';
 import { type LayoutName, type OnProgress, type TableName, runPaths } from './paths';
 import { orderByList, selectList, tableSpec } from './catalog';
 import { type BuildMonthResult, buildPlayMonth, buildSongs, finishBuild } from './build-partitioned';

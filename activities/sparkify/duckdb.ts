@@ -2,16 +2,6 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { InputDataError } from './errors';
 
-// The framework's DuckDB opener (per-worker instance bound) and its defaults.
-export {
-  DEFAULT_DUCKDB_INSTANCES,
-  DEFAULT_DUCKDB_MEMORY_LIMIT,
-  defaultDuckDbThreads,
-  withDuckDb,
-  withScratch,
-} from '../../worker/duckdb';
-export type { DuckDbOptions } from '../../worker/duckdb';
-
 /** Bytes in a DuckDB size such as `'2GB'`, `'512MiB'`, `'1.5 GB'`; undefined when it cannot be read. */
 export function parseSize(size: string): number | undefined {
   const m = /^\s*([\d.]+)\s*([KMGT]?)(i?)B?\s*$/i.exec(size);

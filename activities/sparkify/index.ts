@@ -1,6 +1,6 @@
 /** The Sparkify data plane: generator, transforms (plain async functions) and their Temporal activities. */
 export { buildTables, type BuildTablesArgs, type BuildTablesResult } from './build-tables';
-export type { DuckDbOptions } from './duckdb';
+export type { DuckDbOptions } from '../../worker/duckdb';
 export { InputDataError, QualityCheckError, RejectRateError } from './errors';
 export { generateSparkify, type GenerateExpectations, type GenerateOptions } from './generate';
 export {

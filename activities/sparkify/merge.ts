@@ -3,7 +3,7 @@ import type { DataInterval } from '../../core/types';
 import type { ObjectInfo, Store } from '../../storage/store';
 import { joinUri } from '../../storage/uri';
 import { USERS_FROM_USER_DAYS, writeTable } from './build-tables';
-import { type DuckDbOptions, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbOptions, withDuckDb, withScratch } from '../../worker/duckdb';
 import { InputDataError, QualityCheckError } from './errors';
 import { publishedFiles } from './lake-files';
 import { lakeStatePaths, runPaths } from './paths';

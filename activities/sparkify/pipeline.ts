@@ -2,7 +2,7 @@ import type { DataInterval } from '../../core/types';
 import type { Store } from '../../storage/store';
 import { mapLimit } from '../../storage/concurrency';
 import { type BuildTablesResult, buildTables } from './build-tables';
-import type { DuckDbOptions } from './duckdb';
+import type { DuckDbOptions } from '../../worker/duckdb';
 import { QualityCheckError, RejectRateError } from './errors';
 import { type ListInputsResult, listInputs } from './list-inputs';
 import { type PublishResult, publish } from './publish';

@@ -12,10 +12,10 @@ import {
   DEFAULT_DUCKDB_INSTANCES,
   type DuckDbOptions,
   defaultDuckDbThreads,
-  sqlFileList,
   withDuckDb,
   withScratch,
-} from './duckdb';
+} from '../../worker/duckdb';
+import { sqlFileList } from './duckdb';
 import { tableSpec } from './catalog';
 import { InputDataError } from './errors';
 import { RUN_MARKER, type TableMarker, journalPaths, publishedFiles, readJsonIfExists } from './lake-files';

@@ -4,7 +4,7 @@ import { safeLocalPath } from '../../storage/local-path';
 import { joinUri } from '../../storage/uri';
 import { downloadAll } from './transfer';
 import { publishedFiles } from './lake-files';
-import { type DuckDbOptions, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbOptions, withDuckDb, withScratch } from '../../worker/duckdb';
 import type { LayoutName, TableName } from './paths';
 import { loadTable } from './validate';
 

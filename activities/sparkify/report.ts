@@ -10,7 +10,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { safeLocalPath } from '../../storage/local-path';
 import type { Store } from '../../storage/store';
 import { joinUri } from '../../storage/uri';
-import { type DuckDbOptions, withDuckDb, withScratch } from './duckdb';
+import { type DuckDbOptions, withDuckDb, withScratch } from '../../worker/duckdb';
 import { InputDataError } from './errors';
 import { publishedFiles, readJsonIfExists, readMarker } from './lake-files';
 import { type TableName, TABLES, runPaths } from './paths';

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { DuckDbOptions } from './duckdb';
+import type { DuckDbOptions } from '../../worker/duckdb';
 import { runSegment } from './paths';
 
 const MAX_AGE_MS = 24 * 3600 * 1000;
