@@ -6,6 +6,8 @@
  * PASS or MISS (bench/targets.ts); results go to bench/results/<scale>.json.
  *   npm run bench -- --scale small|medium|target|large      or   --songs N --events M [--days D]
  *   --io s3,local (default both)      --work-dir /dev/shm (input, lakes, S3 data and scratch on one file system)
+ * A `--scale large` run measures the target scale first, on the same servers and worker: items 3 and 4 compare
+ * the two runs of one bench, not a result stored by another hour.
  */
 import type { ChildProcess } from 'node:child_process';
 import {
