@@ -206,10 +206,12 @@ describe('runner workflow', () => {
         return Math.max(...stacks.split('\n\n').map((stack) => stack.match(/^\s+at /gm)?.length ?? 0));
       });
     };
-    assert.ok((await deepestStack()) <= DEFAULT_WORKFLOW_STACK_TRACE_FRAMES);
-    assert.ok((await deepestStack(30)) > 2, "the runner's stacks are deeper than the cut below");
+    // The runner's stack there is DEFAULT_WORKFLOW_STACK_TRACE_FRAMES deep at most, so a smaller limit shows the cut.
+    const full = await deepestStack(30);
+    assert.ok(full > 2 && full <= DEFAULT_WORKFLOW_STACK_TRACE_FRAMES, `the runner's stack has ${full} frames`);
     assert.ok((await deepestStack(2)) <= 2);
     assert.equal(Error.stackTraceLimit, before, "the test process's own limit is unchanged");
+    await assert.rejects(deepestStack(-1), /workflowStackTraceFrames must be a whole number of frames, not -1/);
   });
 
   it('refuses bad params before any run starts', async () => {

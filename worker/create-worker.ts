@@ -131,7 +131,7 @@ async function withNewContextStackTraceLimit<T>(frames: number, create: () => Pr
   try {
     return await create();
   } finally {
-    // A context created later (a worker thread, a vm context) gets what this process started with, or V8's 10.
+    // A context created later (a worker thread, a vm context) gets this context's limit again, or V8's 10.
     setFlagsFromString(`--stack-trace-limit=${Number.isInteger(own) && own >= 0 ? own : 10}`);
   }
 }
