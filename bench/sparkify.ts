@@ -375,25 +375,8 @@ try {
     baseline: baseline && {
       scale: 'target',
       floorSeconds: +(baseline.floorMs / 1000).toFixed(2),
-      ...Object.fromEntries(
-        (['s3', 'local'] as const).flatMap((mode) => {
-          const run = mode === 's3' ? baseline.s3Run : baseline.localRun;
-          const dailyMs = mode === 's3' ? baseline.s3DailyMs : baseline.localDailyMs;
-          if (!run) return [];
-          return [
-            [
-              mode,
-              {
-                seconds: +(run.ms / 1000).toFixed(2),
-                ratioToFloor: +(run.ms / baseline.floorMs).toFixed(2),
-                dailyRunSeconds: dailyMs && +(dailyMs / 1000).toFixed(2),
-                peakWorkerRssMB: run.peakRssMB,
-                tasks: run.tasks,
-              },
-            ],
-          ];
-        }),
-      ),
+      s3: baseline.s3Run && baselineRun(baseline.s3Run, baseline.s3DailyMs, baseline.floorMs),
+      local: baseline.localRun && baselineRun(baseline.localRun, baseline.localDailyMs, baseline.floorMs),
     },
     workDir: opts.workDir,
     targets: [] as (TargetLine & { verdict: string })[],
@@ -541,6 +524,21 @@ try {
   for (const fn of cleanups.reverse()) await fn();
 }
 process.exit(0);
+
+/** A baseline run as the results record it. */
+function baselineRun(
+  run: { ms: number; peakRssMB: number; tasks: unknown },
+  dailyMs: number | undefined,
+  floorMs: number,
+) {
+  return {
+    seconds: +(run.ms / 1000).toFixed(2),
+    ratioToFloor: +(run.ms / floorMs).toFixed(2),
+    dailyRunSeconds: dailyMs && +(dailyMs / 1000).toFixed(2),
+    peakWorkerRssMB: run.peakRssMB,
+    tasks: run.tasks,
+  };
+}
 
 function fileCount(dir: string): number {
   return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;

@@ -3,7 +3,12 @@ import path from 'node:path';
 import { z } from 'zod';
 import { TempoflowError } from '../core/errors';
 import type { ProjectActivityDeps, ProjectWorkerDefaults } from '../core/project';
-import { DEFAULT_DUCKDB_INSTANCES, DEFAULT_DUCKDB_MEMORY_LIMIT, defaultDuckDbThreads } from './duckdb';
+import {
+  DEFAULT_DUCKDB_INSTANCES,
+  DEFAULT_DUCKDB_MEMORY_LIMIT,
+  type DuckDbOptions,
+  defaultDuckDbThreads,
+} from './duckdb';
 import { resolveLogLocation } from './log-location';
 import { resolveTemporalConfig } from './temporal-config';
 import type { TemporalConnectionConfig } from './temporal-config';
@@ -24,20 +29,11 @@ export interface WorkerSettings {
   logLocation?: string;
 }
 
-export interface DuckDbSettings {
-  /** DuckDB's `memory_limit`, e.g. `'2GB'`. */
-  memoryLimit: string;
-  /** DuckDB's `threads`. */
-  threads: number;
-  /** DuckDB's `temp_directory` (where it spills). */
-  tempDirectory: string;
-  /**
-   * DuckDB databases open at once in this worker (a task that would open one more waits): with the memory limit,
-   * it bounds the worker's DuckDB memory at `instances x memoryLimit`, whatever the tasks running at once. Kept by
-   * `withDuckDb` (worker/duckdb.ts, `tempoflow/worker`), through which activities open DuckDB.
-   */
-  instances: number;
-}
+/**
+ * The worker's resolved DuckDB settings (`DuckDbOptions` with every limit set). `instances` with `memoryLimit`
+ * bounds the worker's DuckDB memory at `instances x memoryLimit`, kept by `withDuckDb`.
+ */
+export type DuckDbSettings = Required<Pick<DuckDbOptions, 'memoryLimit' | 'threads' | 'tempDirectory' | 'instances'>>;
 
 /** Flags that override the environment (the CLI's global options and `tempoflow worker` options). */
 export interface WorkerSettingsOverrides {

@@ -476,14 +476,21 @@ export async function keepLines(
       lineBytes += chunk.length - start;
       if (lineBytes > MAX_RECORD_BYTES) plain = false;
       if (!plain) continue;
-      const lastNewline = chunk.lastIndexOf(0x0a);
-      const whole = lastNewline === -1 ? undefined : chunk.subarray(0, lastNewline);
-      if (whole) {
-        if (!isUtf8(unchecked ? Buffer.concat([unchecked, whole]) : whole)) plain = false;
-        unchecked = chunk.subarray(lastNewline + 1);
-      } else {
+      // No UTF-8 character holds a newline byte: the text before the chunk's first newline ends the carried
+      // line, the text up to its last newline is checked in place (no copy), the rest is carried.
+      const firstNewline = chunk.indexOf(0x0a);
+      if (firstNewline === -1) {
         unchecked = unchecked ? Buffer.concat([unchecked, chunk]) : chunk;
+        continue;
       }
+      const lastNewline = chunk.lastIndexOf(0x0a);
+      const carried = chunk.subarray(0, firstNewline);
+      if (
+        !isUtf8(unchecked ? Buffer.concat([unchecked, carried]) : carried) ||
+        !isUtf8(chunk.subarray(firstNewline, lastNewline))
+      )
+        plain = false;
+      unchecked = chunk.subarray(lastNewline + 1);
     }
     if (lineBytes > 0) lines++;
     if (unchecked && !isUtf8(unchecked)) plain = false;

@@ -170,7 +170,7 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
         }
         progress.filesDone++;
         report(true);
-        return { records, kept, head: undefined as string | undefined, certified: false };
+        return { records, kept, certified: false };
       },
       args.signal,
     );
@@ -193,7 +193,6 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
             // The verbatim head is the copy's first bytes: cut there, DuckDB reads the rest from `accepted`.
             if (f.records.verbatimBytes > 0) await truncate(copy, f.records.verbatimBytes);
           }
-          if (f.records.verbatimBytes > 0) f.head = copy;
         },
         args.signal,
       );
@@ -208,8 +207,13 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
     // Written in the worker's run cache, where build finds it without downloading it again.
     const local = runCache(args.duckdb ?? {}, args.runId).at('staged', kind, path.basename(part));
     await mkdir(path.dirname(local), { recursive: true });
+    // An event file's verbatim head is its kept copy, cut at the head's end.
+    const headOf = (f: (typeof files)[number]) => (f.kept && f.records.verbatimBytes > 0 ? f.kept.copy : undefined);
     const segments = await orderedSegments(
-      files.flatMap((f) => (f.head ? [f.head, f.records.accepted] : [f.records.accepted])),
+      files.flatMap((f) => {
+        const head = headOf(f);
+        return head ? [head, f.records.accepted] : [f.records.accepted];
+      }),
       (i) => path.join(dir, `accepted-group-${i}.ndjson`),
     );
     let months: string[] = [];
@@ -218,7 +222,12 @@ async function stage(args: StageArgs, kind: 'songs' | 'events'): Promise<StageRe
       dir,
       columns,
       segments,
-      verbatim: new Map(files.flatMap((f) => (f.head ? [[f.head, f.records.file]] : []))),
+      verbatim: new Map(
+        files.flatMap((f) => {
+          const head = headOf(f);
+          return head ? [[head, f.records.file]] : [];
+        }),
+      ),
       target: local,
       files: manifest.files.map((f) => f.uri),
       what: `${kind} chunk ${manifest.index}`,
