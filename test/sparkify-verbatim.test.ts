@@ -9,12 +9,13 @@ import { appendFileSync, truncateSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { createStore, type Store } from '../storage';
 import { sqlString } from '../activities/sparkify/duckdb';
 import { InputDataError, listInputs, stageLogs, type StageResult } from '../activities/sparkify';
-import { FileRecords, LineSplitter, SpillBuffer, type Reject } from '../activities/sparkify/records';
+import { FileRecords, keepLines, LineSplitter, SpillBuffer, type Reject } from '../activities/sparkify/records';
 import { EVENT_COLUMNS } from '../activities/sparkify/schema';
 import { copyToParquet } from '../activities/sparkify/stage';
 import { createTestBucket, s3ClientForTests } from './services';
@@ -280,4 +281,15 @@ void describe('staging with verbatim heads', () => {
       },
     );
   });
+});
+
+void test('a write error on the kept copy (a full scratch disk) fails the file: no short copy is staged for it', async (t) => {
+  // /dev/full: every write fails with ENOSPC, as on a full disk.
+  if (!(await fs.stat('/dev/full').catch(() => undefined))) return t.skip('no /dev/full on this system');
+  const lines = Array.from({ length: 2_000 }, (_, i) => event(i)).join('\n') + '\n';
+  const chunks = Array.from({ length: 8 }, () => Buffer.from(lines));
+  await assert.rejects(
+    keepLines(Readable.from(chunks), '/dev/full', () => undefined),
+    (err: NodeJS.ErrnoException) => err.code === 'ENOSPC',
+  );
 });
