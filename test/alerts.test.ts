@@ -54,6 +54,24 @@ const retryingDag = defineDag({
   tasks: [{ id: 'flaky', activity: 'alertsFlaky', retries: 3, retryDelay: '100ms', onRetry: 'tempoflowWebhook' }],
 });
 
+// More items than run inline: one batch child workflow runs them and drives their retries.
+const MAPPED_ITEMS = 260;
+const bigMapDag = defineDag({
+  id: 'alerts_big_map',
+  maxActiveTasks: 20,
+  tasks: [
+    { id: 'range', activity: 'alertsRange' },
+    {
+      id: 'each',
+      activity: 'alertsFlakyItem',
+      map: { over: 'range', maxActive: 20 },
+      retries: 1,
+      retryDelay: '50ms',
+      onRetry: ['tempoflowWebhook', 'alertsThrowingCallback'],
+    },
+  ],
+});
+
 const lateDag = defineDag({
   id: 'alerts_late',
   sla: '1s',
@@ -72,6 +90,11 @@ const activities = {
   alertsFlaky: async (ctx: TaskContext) => {
     if (ctx.attempt <= 2) throw new Error(`flaky failure on attempt ${ctx.attempt}`);
     return { attempt: ctx.attempt };
+  },
+  alertsRange: async () => Array.from({ length: MAPPED_ITEMS }, (_, i) => i),
+  alertsFlakyItem: async (ctx: TaskContext) => {
+    if ((ctx.item === 7 || ctx.item === 257) && ctx.attempt === 1) throw new Error(`item ${ctx.item} failed once`);
+    return ctx.item ?? null;
   },
   alertsSlow: async () => {
     await sleep(3000);
@@ -141,6 +164,33 @@ describe('alerts', () => {
       ]);
       assert.equal(webhook.of('success').filter((r) => r.alert.runId === run.runId).length, 1);
       assert.equal(webhook.of('failure').filter((r) => r.alert.runId === run.runId).length, 0);
+    });
+  });
+
+  it("a large map's batch fires onRetry for each retried instance, and the run records its callbacks' errors", async () => {
+    await withTestWorker({ dags: [bigMapDag], activities }, async ({ client, taskQueue }) => {
+      const run = await triggerDagRun(client, bigMapDag, { taskQueue });
+      const status = await waitForRun(run.handle);
+      assert.equal(status.state, 'success');
+      assert.equal(status.tasks.find((t) => t.taskId === 'each')?.mapped?.total, MAPPED_ITEMS);
+      const retries = webhook.of('retry').filter((r) => r.alert.runId === run.runId);
+      assert.deepEqual(
+        retries
+          .map((r) => [r.alert.taskId, r.alert.mapIndex, r.alert.attempt, r.alert.state, r.alert.error])
+          .sort((a, b) => Number(a[1]) - Number(b[1])),
+        [
+          ['each', 7, 1, 'up_for_retry', 'item 7 failed once'],
+          ['each', 257, 1, 'up_for_retry', 'item 257 failed once'],
+        ],
+      );
+      assert.equal(retries[0]!.alert.dagId, 'alerts_big_map');
+      assert.equal(retries[0]!.alert.logicalDate, status.logicalDate);
+      // Both alerts came from the batch's child workflow; the run's status counts them and keeps their errors.
+      assert.equal(status.alerts?.sent, 2);
+      assert.deepEqual(status.alerts?.errors, [
+        { event: 'retry', taskId: 'each', callback: 'alertsThrowingCallback', message: 'pager service is down' },
+        { event: 'retry', taskId: 'each', callback: 'alertsThrowingCallback', message: 'pager service is down' },
+      ]);
     });
   });
 

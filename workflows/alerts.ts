@@ -51,8 +51,75 @@ function alertActivity(summary: string): (request: AlertRequest) => Promise<Aler
   })[ALERT_ACTIVITY]!;
 }
 
-export class RunAlerts {
+/**
+ * Sends alerts and records what became of them in a status: one `tempoflowAlert` activity per alert, callbacks'
+ * errors kept (the first `MAX_RECORDED_ERRORS`). Shared by the run and its map batches' child workflows.
+ */
+export class AlertSender {
   private readonly pending = new Set<Promise<void>>();
+
+  constructor(readonly status: RunAlertsStatus) {}
+
+  send(callbacks: readonly string[] | undefined, alert: TaskAlert): void {
+    if (!callbacks?.length || !patched(ALERTS_PATCH)) return;
+    this.status.sent++;
+    const summary = `alert ${alert.event}${alert.taskId ? ` ${alert.taskId}` : ''}${alert.mapIndex !== undefined ? ` [${alert.mapIndex}]` : ''} → ${callbacks.join(', ')}`;
+    const sending = alertActivity(summary)({ callbacks: [...callbacks], alert }).then(
+      (result) => result.errors.forEach((e) => this.record(alert, e.callback, e.message)),
+      (err: unknown) => {
+        if (!isCancellation(err)) this.record(alert, callbacks.join(', '), describeError(err).message);
+      },
+    );
+    this.pending.add(sending);
+    void sending.finally(() => this.pending.delete(sending));
+  }
+
+  /** Adds what a map batch's own sender recorded. */
+  merge(other: RunAlertsStatus): void {
+    this.status.sent += other.sent;
+    for (const e of other.errors) if (this.status.errors.length < MAX_RECORDED_ERRORS) this.status.errors.push(e);
+  }
+
+  /** Resolves once every alert sent so far (and any sent meanwhile) has been delivered or recorded as failed. */
+  async drain(): Promise<void> {
+    while (this.pending.size) await Promise.all([...this.pending]);
+  }
+
+  private record(alert: TaskAlert, callback: string, message: string): void {
+    if (this.status.errors.length >= MAX_RECORDED_ERRORS) return;
+    const { event, taskId } = alert;
+    this.status.errors.push({ event, ...(taskId ? { taskId } : {}), callback, message });
+  }
+}
+
+/** A retry alert for one attempt of a task instance that failed and will be retried. */
+export function retryAlert(
+  base: Pick<TaskAlert, 'dagId' | 'runId' | 'logicalDate'>,
+  taskId: string,
+  mapIndex: number | undefined,
+  attempt: number | undefined,
+  error: string,
+): TaskAlert {
+  return {
+    event: 'retry',
+    dagId: base.dagId,
+    runId: base.runId,
+    logicalDate: base.logicalDate,
+    state: 'up_for_retry',
+    taskId,
+    ...(mapIndex !== undefined ? { mapIndex } : {}),
+    ...(attempt !== undefined ? { attempt } : {}),
+    error,
+  };
+}
+
+/** The callbacks a task's retries call (the snapshot's already include the DAG's `onRetry`). */
+export function retryCallbacks(task: TaskSnapshot, dag?: { onRetry?: string[] }): string[] {
+  return [...new Set([...(task.alerts?.onRetry ?? []), ...(dag?.onRetry ?? [])])];
+}
+
+export class RunAlerts {
+  private readonly sender?: AlertSender;
   private readonly lastStates = new Map<string, TaskState>();
   private readonly enabled: boolean;
   private readonly status?: RunAlertsStatus;
@@ -66,6 +133,7 @@ export class RunAlerts {
     this.enabled = dag.alerts !== undefined || dag.tasks.some((t) => t.alerts !== undefined);
     if (!this.enabled) return;
     this.status = { sent: 0, errors: [] };
+    this.sender = new AlertSender(this.status);
     run.status.alerts = this.status;
     for (const t of run.status.tasks) this.lastStates.set(t.taskId, t.state);
   }
@@ -78,27 +146,28 @@ export class RunAlerts {
       () => {
         if (this.run.status.state !== 'running') return;
         this.status!.slaMissedAt = this.now();
-        this.send(this.input.dag.alerts?.onSlaMiss, this.runAlert('sla_miss', 'running'));
+        this.sender!.send(this.input.dag.alerts?.onSlaMiss, this.runAlert('sla_miss', 'running'));
       },
       () => undefined, // cancelled with the run
     );
   }
 
-  /** After an outcome is applied: a failed attempt followed by a retry timer is a retry. */
+  /**
+   * After an outcome is applied: a failed attempt followed by a retry timer is a retry; a finished map batch
+   * brings the retry alerts its child workflow sent.
+   */
   afterOutcome(outcome: Outcome, decisions: readonly Decision[]): void {
-    if (!this.enabled || outcome.kind !== 'attempt_failed') return;
+    if (!this.enabled) return;
+    if (outcome.kind === 'batch_finished' && outcome.result.alerts) this.sender!.merge(outcome.result.alerts);
+    if (outcome.kind !== 'attempt_failed') return;
     const { taskId, unit } = outcome;
     if (!decisions.some((d) => d.kind === 'retry_after' && d.taskId === taskId && d.unit === unit)) return;
     const task = this.task(taskId);
-    const callbacks = [...new Set([...(task.alerts?.onRetry ?? []), ...(this.input.dag.alerts?.onRetry ?? [])])];
     const attempt = this.run.tasks.get(taskId)?.units[unit]?.status.attempts;
-    this.send(callbacks, {
-      ...this.base('retry', 'up_for_retry'),
-      taskId,
-      ...(task.map ? { mapIndex: unit } : {}),
-      ...(attempt !== undefined ? { attempt } : {}),
-      error: outcome.error.message,
-    });
+    this.sender!.send(
+      retryCallbacks(task, this.input.dag.alerts),
+      retryAlert(this.run.status, taskId, task.map ? unit : undefined, attempt, outcome.error.message),
+    );
   }
 
   /** After each step of the runner: tasks that failed or succeeded since the last step. */
@@ -109,7 +178,7 @@ export class RunAlerts {
       this.lastStates.set(t.taskId, t.state);
       if (t.state !== 'failed' && t.state !== 'success') continue;
       const alerts = this.task(t.taskId).alerts;
-      this.send(t.state === 'failed' ? alerts?.onFailure : alerts?.onSuccess, {
+      this.sender!.send(t.state === 'failed' ? alerts?.onFailure : alerts?.onSuccess, {
         ...this.base(t.state === 'failed' ? 'failure' : 'success', t.state),
         taskId: t.taskId,
         attempt: t.attempts,
@@ -124,9 +193,12 @@ export class RunAlerts {
     this.afterStep();
     const alerts = this.input.dag.alerts;
     if (state === 'failed') {
-      this.send(alerts?.onFailure, { ...this.runAlert('failure', state), error: failureMessage ?? 'the run failed' });
-    } else if (state === 'success') this.send(alerts?.onSuccess, this.runAlert('success', state));
-    while (this.pending.size) await Promise.all([...this.pending]);
+      this.sender!.send(alerts?.onFailure, {
+        ...this.runAlert('failure', state),
+        error: failureMessage ?? 'the run failed',
+      });
+    } else if (state === 'success') this.sender!.send(alerts?.onSuccess, this.runAlert('success', state));
+    await this.sender!.drain();
   }
 
   private task(taskId: string): TaskSnapshot {
@@ -140,24 +212,5 @@ export class RunAlerts {
 
   private runAlert(event: AlertEvent, state: string): TaskAlert {
     return this.base(event, state);
-  }
-
-  private send(callbacks: readonly string[] | undefined, alert: TaskAlert): void {
-    if (!callbacks?.length || !patched(ALERTS_PATCH)) return;
-    const status = this.status!;
-    status.sent++;
-    const record = (callback: string, message: string) => {
-      if (status.errors.length >= MAX_RECORDED_ERRORS) return;
-      status.errors.push({ event: alert.event, ...(alert.taskId ? { taskId: alert.taskId } : {}), callback, message });
-    };
-    const summary = `alert ${alert.event}${alert.taskId ? ` ${alert.taskId}` : ''}${alert.mapIndex !== undefined ? ` [${alert.mapIndex}]` : ''} → ${callbacks.join(', ')}`;
-    const sending = alertActivity(summary)({ callbacks: [...callbacks], alert }).then(
-      (result) => result.errors.forEach((e) => record(e.callback, e.message)),
-      (err: unknown) => {
-        if (!isCancellation(err)) record(callbacks.join(', '), describeError(err).message);
-      },
-    );
-    this.pending.add(sending);
-    void sending.finally(() => this.pending.delete(sending));
   }
 }

@@ -1,6 +1,7 @@
 import { condition, isCancellation, patched } from '@temporalio/workflow';
 import type {
   Json,
+  RunAlertsStatus,
   TaskContext,
   TaskError,
   TaskInstanceStatus,
@@ -8,6 +9,7 @@ import type {
   TaskState,
   TaskStatus,
 } from '../core/types';
+import { AlertSender, retryAlert, retryCallbacks } from './alerts';
 import { runTaskInstance, TaskInstanceFailed } from './task-instance';
 
 /** Counting semaphore for task instances running at once (deterministic: workflow code). */
@@ -37,6 +39,8 @@ export interface MapBatchResult {
   states: Partial<Record<TaskState, number>>;
   errors: { mapIndex: number; error: TaskError }[];
   maxAttempts: number;
+  /** The retry alerts the batch sent (absent when it sent none), for the run's status. */
+  alerts?: RunAlertsStatus;
 }
 
 /** Runs instances of a mapped task, at most `slots`/`task.map.maxActive` at once; failures are collected. */
@@ -113,12 +117,20 @@ export async function dagRunMapBatch(input: MapBatchInput): Promise<MapBatchResu
  * Runs a batch's instances, at most `maxActive` at once: each instance's end starts the next one. No lanes and
  * no conditions: workflow code pays for every promise it makes (the SDK captures a stack trace for each, for its
  * stack trace query) and re-checks every waiting condition after every step, which made the lanes of
- * `runMappedInline` cost more worker CPU than the activities they ran.
+ * `runMappedInline` cost more worker CPU than the activities they ran. The batch drives its instances' retries,
+ * so it also sends their `onRetry` alerts, and returns once they are delivered.
  */
 function runBatch({ task, ctx, items, firstIndex, maxActive }: MapBatchInput): Promise<MapBatchResult> {
   const instances: TaskInstanceStatus[] = items.map(() => ({ state: 'waiting', attempts: 0 }));
   const outputs = new Array<Json>(items.length).fill(null);
   const errors: MapBatchResult['errors'] = [];
+  const alerts = new AlertSender({ sent: 0, errors: [] });
+  const onRetryCallbacks = retryCallbacks(task);
+  const onRetry = (mapIndex: number, status: TaskInstanceStatus) =>
+    alerts.send(
+      onRetryCallbacks,
+      retryAlert(ctx, task.id, mapIndex, status.attempts, status.error?.message ?? 'the attempt failed'),
+    );
   const result = (): MapBatchResult => {
     errors.sort((a, b) => a.mapIndex - b.mapIndex);
     return {
@@ -126,6 +138,7 @@ function runBatch({ task, ctx, items, firstIndex, maxActive }: MapBatchInput): P
       states: countStates(instances),
       errors,
       maxAttempts: instances.reduce((max, s) => Math.max(max, s.attempts), 0),
+      ...(alerts.status.sent > 0 ? { alerts: alerts.status } : {}),
     };
   };
   if (items.length === 0) return Promise.resolve(result());
@@ -133,12 +146,16 @@ function runBatch({ task, ctx, items, firstIndex, maxActive }: MapBatchInput): P
     let next = 0;
     let ended = 0;
     let cancelled = false;
-    const end = () => (++ended === items.length ? resolve(result()) : startNext());
+    const finish = () => alerts.drain().then(() => resolve(result()), reject);
+    const end = () => (++ended === items.length ? void finish() : startNext());
     const startNext = (): void => {
       if (cancelled || next >= items.length) return;
       const i = next++;
       const instanceCtx = { ...ctx, mapIndex: firstIndex + i, item: items[i]! };
-      runTaskInstance(task, instanceCtx, instances[i]!, () => undefined).then(
+      const retried = onRetryCallbacks.length
+        ? (status: TaskInstanceStatus) => onRetry(firstIndex + i, status)
+        : undefined;
+      runTaskInstance(task, instanceCtx, instances[i]!, () => undefined, retried).then(
         (output) => {
           outputs[i] = output;
           end();

@@ -16,6 +16,7 @@ import type {
   DagRunState,
   DagRunStatus,
   Json,
+  RunAlertsStatus,
   SensorStatus,
   TaskContext,
   TaskError,
@@ -39,6 +40,8 @@ export interface BatchResult {
   states: Partial<Record<TaskState, number>>;
   errors: { mapIndex: number; error: TaskError }[];
   maxAttempts: number;
+  /** The retry alerts the batch sent (absent when it sent none). */
+  alerts?: RunAlertsStatus;
 }
 
 export interface BatchInput {

@@ -20,6 +20,8 @@ export async function runTaskInstance(
   ctx: Omit<TaskContext, 'attempt'>,
   status: TaskInstanceStatus,
   onChange: () => void,
+  /** Called when an attempt failed and another will follow (the status says which and why). */
+  onRetry?: (status: TaskInstanceStatus) => void,
 ): Promise<Json> {
   const { retry } = task;
   let delayMs = retry.initialDelayMs;
@@ -44,6 +46,7 @@ export async function runTaskInstance(
       }
       status.state = 'up_for_retry';
       onChange();
+      onRetry?.(status);
       await sleep(delayMs);
       delayMs = Math.min(delayMs * retry.backoffCoefficient, retry.maxDelayMs);
     } finally {
