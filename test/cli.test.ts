@@ -399,12 +399,22 @@ void describe('CLI building blocks', () => {
       () => resolveWorkerSettings({}, { TEMPOFLOW_DUCKDB_MEMORY_LIMIT: 'lots' }),
       /TEMPOFLOW_DUCKDB_MEMORY_LIMIT/,
     );
+    assert.throws(
+      () => resolveWorkerSettings({}, { TEMPOFLOW_WORKFLOW_STACK_TRACE_FRAMES: '-1' }),
+      /TEMPOFLOW_WORKFLOW_STACK_TRACE_FRAMES "-1": must be at least 0/,
+    );
+    assert.equal(
+      resolveWorkerSettings({ workflowStackTraceFrames: '12' }, { TEMPOFLOW_WORKFLOW_STACK_TRACE_FRAMES: '3' })
+        .workflowStackTraceFrames,
+      12,
+    );
     const settings = resolveWorkerSettings(
       { taskQueue: 'q' },
       { TEMPOFLOW_TASK_QUEUE: 'ignored', TEMPOFLOW_DUCKDB_THREADS: '3' },
     );
     assert.equal(settings.taskQueue, 'q');
     assert.equal(settings.maxConcurrentActivities, 4);
+    assert.equal(settings.workflowStackTraceFrames, 0, 'no workflow stack traces unless asked for');
     assert.deepEqual(
       { ...settings.duckdb, tempDirectory: '' },
       { memoryLimit: '2GB', threads: 3, tempDirectory: '', instances: 2 },

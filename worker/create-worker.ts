@@ -11,7 +11,12 @@ import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
 import type { DagSnapshot, ActivityRecord } from '../core/types';
 import { createAlertActivities } from './alerts';
 import { createFrameworkActivities } from './framework-activities';
-import { DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from './settings';
+import {
+  DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+  DEFAULT_NAMESPACE,
+  DEFAULT_TASK_QUEUE,
+  DEFAULT_WORKFLOW_STACK_TRACE_FRAMES,
+} from './settings';
 import { checkActivitiesCover, wrapTaskActivities } from './task-activities';
 import { TaskLogs } from './task-logs';
 import type { TemporalConnectionConfig } from './temporal-config';
@@ -40,14 +45,6 @@ export async function bundleWorkflows(): Promise<{ code: string }> {
   });
 }
 
-/**
- * Frames in each stack trace the SDK records inside workflow code (V8's default is 10). The SDK captures and
- * source-maps a trace for every promise workflow code creates, to answer the Web UI's "Stack Trace" query; the
- * runner creates several per task instance, and at 10 frames that bookkeeping was the largest cost of a worker's
- * workflow thread (bench --framework). The runner's own stacks are rarely deeper than 6 frames.
- */
-export const DEFAULT_WORKFLOW_STACK_TRACE_FRAMES = 6;
-
 export interface TempoflowWorkerOptions {
   connection: NativeConnection;
   namespace?: string;
@@ -69,9 +66,9 @@ export interface TempoflowWorkerOptions {
    */
   ownTaskQueue?: boolean | string;
   /**
-   * Frames in stack traces taken inside workflow code: the Web UI's "Stack Trace" of a run and workflow errors
-   * (default `DEFAULT_WORKFLOW_STACK_TRACE_FRAMES`; 10 is V8's own). Applies to the workflow contexts the worker
-   * creates at start, that is with the SDK's default `reuseV8Context`.
+   * Frames in stack traces taken inside workflow code: the Web UI's "Stack Trace" of a run and the runner's own
+   * errors (default `DEFAULT_WORKFLOW_STACK_TRACE_FRAMES`, none; 10 is V8's own). Applies to the workflow contexts
+   * the worker creates at start, that is with the SDK's default `reuseV8Context`.
    */
   workflowStackTraceFrames?: number;
 }

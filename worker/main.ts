@@ -74,6 +74,7 @@ export async function startWorker(settings: WorkerSettings, options: StartWorker
       dags,
       activities,
       maxConcurrentActivities: settings.maxConcurrentActivities,
+      workflowStackTraceFrames: settings.workflowStackTraceFrames,
       // A queue only this worker polls, so tasks can prefer the worker whose caches they use (docs/scaling.md).
       ownTaskQueue: process.env.TEMPOFLOW_OWN_TASK_QUEUE === '1',
       ...(settings.logLocation ? { logLocation: settings.logLocation } : {}),

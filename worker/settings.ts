@@ -27,6 +27,8 @@ export interface WorkerSettings {
   duckdb: DuckDbSettings;
   /** Where task logs are kept (`--log-location`, `TEMPOFLOW_LOG_LOCATION`); none when unset. */
   logLocation?: string;
+  /** Frames kept in stack traces inside workflow code (`createTempoflowWorker`'s `workflowStackTraceFrames`). */
+  workflowStackTraceFrames: number;
 }
 
 /**
@@ -46,6 +48,7 @@ export interface WorkerSettingsOverrides {
   duckdbTempDir?: string;
   duckdbInstances?: string | number;
   logLocation?: string;
+  workflowStackTraceFrames?: string | number;
 }
 
 // Every default of a worker lives here; create-worker.ts, the CLI and its help text import them.
@@ -58,6 +61,13 @@ export const DEFAULT_TASK_QUEUE = 'tempoflow';
  * every one may want a DuckDB of DEFAULT_DUCKDB_MEMORY_LIMIT, and at most DEFAULT_DUCKDB_INSTANCES are open.
  */
 export const DEFAULT_MAX_CONCURRENT_ACTIVITIES = 4;
+/*
+ * No frames: the SDK captures and source-maps a stack trace for every promise workflow code creates, for the Web
+ * UI's "Stack Trace" query, and that was the largest cost of a worker's workflow thread (bench --framework). The
+ * workflow code is tempoflow's runner, never a DAG's, so its stacks tell a DAG's author nothing; the run's details
+ * and pending activities say what it waits for. Raise it to debug the runner itself.
+ */
+export const DEFAULT_WORKFLOW_STACK_TRACE_FRAMES = 0;
 export { DEFAULT_DUCKDB_INSTANCES, DEFAULT_DUCKDB_MEMORY_LIMIT, defaultDuckDbThreads };
 export const defaultDuckDbTempDir = (): string => path.join(os.tmpdir(), 'tempoflow-duckdb');
 
@@ -72,6 +82,10 @@ const SOURCES = {
   duckdbThreads: { flag: '--duckdb-threads', env: 'TEMPOFLOW_DUCKDB_THREADS' },
   duckdbTempDir: { flag: '--duckdb-temp-dir', env: 'TEMPOFLOW_DUCKDB_TEMP_DIR' },
   duckdbInstances: { flag: '--duckdb-instances', env: 'TEMPOFLOW_DUCKDB_INSTANCES' },
+  workflowStackTraceFrames: {
+    flag: '--workflow-stack-trace-frames',
+    env: 'TEMPOFLOW_WORKFLOW_STACK_TRACE_FRAMES',
+  },
 } as const satisfies Record<OwnSetting, { flag: string; env: string }>;
 
 const positiveInt = (max: number) =>
@@ -91,6 +105,11 @@ const FIELDS = {
   duckdbThreads: positiveInt(1024),
   duckdbTempDir: z.string().trim().min(1, 'must not be empty'),
   duckdbInstances: positiveInt(1024),
+  workflowStackTraceFrames: z.coerce
+    .number({ error: 'must be a whole number' })
+    .refine(Number.isInteger, 'must be a whole number')
+    .min(0, 'must be at least 0')
+    .max(100, 'must be at most 100'),
 } satisfies Record<OwnSetting, z.ZodType>;
 
 function defaults(): Record<OwnSetting, string | number> {
@@ -101,6 +120,7 @@ function defaults(): Record<OwnSetting, string | number> {
     duckdbThreads: defaultDuckDbThreads(),
     duckdbTempDir: defaultDuckDbTempDir(),
     duckdbInstances: DEFAULT_DUCKDB_INSTANCES,
+    workflowStackTraceFrames: DEFAULT_WORKFLOW_STACK_TRACE_FRAMES,
   };
 }
 
@@ -167,6 +187,7 @@ export function resolveWorkerSettings(
       instances: values.duckdbInstances as number,
     },
     ...(logLocation ? { logLocation } : {}),
+    workflowStackTraceFrames: values.workflowStackTraceFrames as number,
   };
 }
 

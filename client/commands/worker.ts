@@ -6,6 +6,7 @@ import {
   DEFAULT_DUCKDB_INSTANCES,
   DEFAULT_DUCKDB_MEMORY_LIMIT,
   DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+  DEFAULT_WORKFLOW_STACK_TRACE_FRAMES,
   resolveWorkerSettings,
 } from '../../worker/settings';
 
@@ -16,6 +17,7 @@ interface WorkerFlags {
   duckdbTempDir?: string;
   duckdbInstances?: string;
   logLocation?: string;
+  workflowStackTraceFrames?: string;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -39,6 +41,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option(
       '--log-location <folder or s3://bucket/prefix>',
       'keep task logs there, read with `tempoflow runs logs` (env TEMPOFLOW_LOG_LOCATION)',
+    )
+    .option(
+      '--workflow-stack-trace-frames <n>',
+      `frames of the runner's stack traces in the Web UI; more cost worker CPU (env TEMPOFLOW_WORKFLOW_STACK_TRACE_FRAMES, default ${DEFAULT_WORKFLOW_STACK_TRACE_FRAMES})`,
     )
     .action(async (flags: WorkerFlags) => {
       const { runWorker } = await import('../../worker/main');
