@@ -7,6 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { getPool, setPool } from '../client/pools';
+import { mapLimit } from '../storage/concurrency';
+import { poolWorkflowId } from '../workflows/resource-pool';
+import { acquireLockSignal, releaseLockSignal } from '../workflows/resource-lock';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import { defineDag } from '../core/dag';
 import type { ActivityRecord, DagRunStatus, DagSnapshot, TaskContext } from '../core/types';
@@ -220,6 +223,82 @@ void describe('pools', () => {
         work.error?.message,
         `pool '${name}' (task 'work' of DAG 'test_pool_a') does not exist: create it with 'tempoflow pools set ${name} <slots>'`,
       );
+    });
+  });
+
+  it("a holder that never releases loses its slot when its lease ends; holders keep slot and lease across the pool's continue-as-new", async () => {
+    // The holders here are requests signalled by the test in the name of a run that is alive but never releases
+    // (as a runner whose release signal was lost): only their lease brings their slots back.
+    const idleDag = defineDag({ id: 'test_pool_idle', tasks: [{ id: 'hold', activity: 'poolHold' }] });
+    await withTestWorker({ dags: [idleDag, dagA], activities }, async ({ client, taskQueue }) => {
+      const name = uniquePool('lease');
+      await setPool(client, name, { slots: 1, taskQueue });
+      const pool = client.workflow.getHandle(poolWorkflowId(name));
+      const requester = await triggerDagRun(client, idleDag, { taskQueue });
+      const acquire = (requestId: string, leaseMs: number) =>
+        pool.signal(acquireLockSignal, { requesterId: requester.runId, requestId, leaseMs });
+
+      const leaseMs = 4_000;
+      const signalled = Date.now();
+      await acquire('stuck-holder', leaseMs);
+      const run = await triggerDagRun(client, withPool(dagA, name), { taskQueue, params: { pool: name, ms: 10 } });
+      let sawWaiting = false;
+      while (!sawWaiting && Date.now() - signalled < leaseMs - 1_000) {
+        sawWaiting = task(await run.handle.query<DagRunStatus>('status'), 'work').state === 'scheduled';
+        await sleep(100);
+      }
+      assert.ok(sawWaiting, "the pooled task waits while the stuck holder's lease lasts");
+      assert.equal((await waitForRun(run.handle)).state, 'success');
+      const workStart = spans.get(name)?.[0]?.start ?? 0;
+      assert.ok(workStart - signalled >= leaseMs - 200, `the task started ${workStart - signalled} ms after the grant`);
+      assert.equal((await getPool(client, name)).used, 0, "the stuck holder's slot came back");
+
+      // Enough grants that the pool's history passes its limit and it continues as new with its holders: a few
+      // with a lease that outlasts the continue-as-new, the rest released once it has happened.
+      const firstRunId = (await pool.describe()).runId;
+      const holders = 700;
+      const lasting = 5;
+      const lastingLeaseMs = 25_000;
+      await setPool(client, name, { slots: holders, taskQueue });
+      const grantedFrom = Date.now();
+      for (let i = 0; i < lasting; i++) await acquire(`lasting-${i}`, lastingLeaseMs);
+      await mapLimit(
+        Array.from({ length: holders - lasting }, (_, i) => i),
+        16,
+        (i) => acquire(`many-${i}`, 600_000),
+      );
+      const usedWhen = async (done: (used: number) => boolean, ms: number) => {
+        let used = (await getPool(client, name)).used;
+        for (const deadline = Date.now() + ms; !done(used) && Date.now() < deadline;) {
+          await sleep(200);
+          used = (await getPool(client, name)).used;
+        }
+        return used;
+      };
+      assert.equal(await usedWhen((used) => used === holders, 30_000), holders, 'every request was granted');
+      // The grants' signals are recorded as they are delivered; the pool looks at its history's length when
+      // something changes next: one release, once the history is past the limit.
+      let events = 0;
+      for (let i = 0; i < 100 && (events = (await pool.describe()).historyLength) <= 2_000; i++) await sleep(100);
+      assert.ok(events > 2_000, `the pool's history has ${events} events`);
+      await pool.signal(releaseLockSignal, { requestId: 'many-0' });
+      for (let i = 0; i < 100 && (await pool.describe()).runId === firstRunId; i++) await sleep(100);
+      assert.notEqual((await pool.describe()).runId, firstRunId, 'the pool continued as new');
+      assert.equal((await getPool(client, name)).used, holders - 1, 'the other holders kept their slots');
+      await mapLimit(
+        Array.from({ length: holders - lasting - 1 }, (_, i) => i + 1),
+        16,
+        (i) => pool.signal(releaseLockSignal, { requestId: `many-${i}` }),
+      );
+      assert.equal(await usedWhen((used) => used <= lasting, 30_000), lasting, 'released slots came back');
+      assert.ok(Date.now() - grantedFrom < lastingLeaseMs - 2_000, 'the lasting leases are still running');
+      // Nobody releases the lasting ones: their leases, carried over, end them.
+      assert.equal(await usedWhen((used) => used === 0, lastingLeaseMs + 20_000), 0, 'the carried-over leases ended');
+      assert.ok(Date.now() - grantedFrom >= lastingLeaseMs - 1_000, 'not before the leases ran out');
+
+      letGo.add(requester.runId);
+      assert.equal((await waitForRun(requester.handle)).state, 'success');
+      assert.equal((await cli(['pools', 'delete', name])).code, 0);
     });
   });
 
