@@ -51,7 +51,31 @@ const neverDag = (id: string, softFail: boolean) =>
 const hardDag = neverDag('test_sensor_hard', false);
 const softDag = neverDag('test_sensor_soft', true);
 
+/** A sensor whose check throws every other time: each throw fails the attempt, and the task retries it. */
+const flakyDag = defineDag({
+  id: 'test_sensor_flaky',
+  tasks: [
+    {
+      id: 'wait',
+      activity: 'sensorFlaky',
+      sensor: { every: '300ms', timeout: '2500ms' },
+      retries: 30,
+      retryDelay: '50ms',
+      retryBackoff: 1,
+    },
+  ],
+});
+/** Per run: when its flaky sensor was first checked. */
+const firstFlakyCheck = new Map<string, number>();
+
 const activities: ActivityRecord = {
+  sensorFlaky: async (ctx: TaskContext) => {
+    if (!firstFlakyCheck.has(ctx.runId)) firstFlakyCheck.set(ctx.runId, Date.now());
+    const checks = (checksOf.get(ctx.runId) ?? 0) + 1;
+    checksOf.set(ctx.runId, checks);
+    if (checks % 2 === 0) throw new Error(`check ${checks} could not reach the source`);
+    return { done: false, detail: `not yet (check ${checks})` };
+  },
   sensorProduce: async (ctx: TaskContext) => {
     await sleep(1500);
     produced.set(ctx.runId, Date.now());
@@ -166,6 +190,26 @@ void describe('sensors on the runner', () => {
         ['strict', 'lenient', 'cleanup'].map((id) => task(skipped, id).state),
         ['skipped', 'success', 'success'],
       );
+    });
+  });
+});
+
+void describe('sensor retries', () => {
+  it('keep the timeout of the first check: a check that throws is retried, the sensor still times out on time', async () => {
+    await withTestWorker({ dags: [flakyDag], activities }, async ({ client, taskQueue }) => {
+      const run = await triggerDagRun(client, flakyDag, { taskQueue });
+      const status = await waitForRun(run.handle);
+      const ended = Date.now();
+      const wait = task(status, 'wait');
+      // Each attempt checks, waits, then throws at its second check; were the timeout counted per attempt, no
+      // attempt would reach it and the task would fail with the check's error after its 31 attempts.
+      assert.equal(wait.state, 'failed');
+      assert.equal(wait.error?.type, 'SensorTimeout');
+      assert.ok(wait.attempts > 1 && wait.attempts < 31, `${wait.attempts} attempts`);
+      const elapsed = ended - firstFlakyCheck.get(run.runId)!;
+      assert.ok(elapsed >= 2500 && elapsed < 2500 + 5000, `timed out ${elapsed} ms after the first check`);
+      assert.ok(wait.sensor!.checks >= 2, 'checks are counted across attempts');
+      assert.match(wait.error.message, /\(\d+ checks\); last check: not yet \(check \d+\)/);
     });
   });
 });
