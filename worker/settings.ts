@@ -88,12 +88,13 @@ const SOURCES = {
   },
 } as const satisfies Record<OwnSetting, { flag: string; env: string }>;
 
-const positiveInt = (max: number) =>
+const wholeNumber = (min: number, max: number) =>
   z.coerce
     .number({ error: 'must be a whole number' })
     .refine(Number.isInteger, 'must be a whole number')
-    .min(1, 'must be at least 1')
+    .min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`);
+const positiveInt = (max: number) => wholeNumber(1, max);
 
 const FIELDS = {
   taskQueue: z.string().trim().min(1, 'must not be empty'),
@@ -105,11 +106,7 @@ const FIELDS = {
   duckdbThreads: positiveInt(1024),
   duckdbTempDir: z.string().trim().min(1, 'must not be empty'),
   duckdbInstances: positiveInt(1024),
-  workflowStackTraceFrames: z.coerce
-    .number({ error: 'must be a whole number' })
-    .refine(Number.isInteger, 'must be a whole number')
-    .min(0, 'must be at least 0')
-    .max(100, 'must be at most 100'),
+  workflowStackTraceFrames: wholeNumber(0, 100),
 } satisfies Record<OwnSetting, z.ZodType>;
 
 function defaults(): Record<OwnSetting, string | number> {
