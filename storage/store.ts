@@ -15,6 +15,7 @@ import {
   PutObjectCommand,
   S3Client,
   S3ServiceException,
+  type _Object,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { mapLimit } from './concurrency';
@@ -227,16 +228,33 @@ export function createStore(deps: StoreDeps = {}): Store {
     return (await path.handles(bucket)) ? path : undefined;
   };
 
+  /** Every key under `prefix` (with `delimiter`: the keys at its level and its sub-"folders"), page after page. */
+  async function listPages(bucket: string, prefix: string, delimiter?: string) {
+    const keys: _Object[] = [];
+    const folders: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await s3().send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, Delimiter: delimiter, ContinuationToken: token }),
+      );
+      keys.push(...(page.Contents ?? []));
+      for (const p of page.CommonPrefixes ?? []) if (p.Prefix) folders.push(p.Prefix);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return { keys, folders };
+  }
+
+  /**
+   * A listing is one round trip per ~1,000 keys, in order. One longer than a page is split by its "folders" (the
+   * first level below the prefix that has more than one) and those are listed side by side: the full Udacity
+   * song data (~385,000 keys in 26 letters) is 15 rounds of 26 instead of 385 one after the other.
+   */
   async function listS3(prefixUri: string): Promise<ObjectInfo[]> {
     const { bucket, key } = s3Loc(prefixUri);
     const prefix = dirPrefix(key);
     const out: ObjectInfo[] = [];
-    let token: string | undefined;
-    do {
-      const page = await s3().send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
-      );
-      for (const o of page.Contents ?? []) {
+    const add = (keys: _Object[]) => {
+      for (const o of keys) {
         if (!o.Key || o.Key.endsWith('/')) continue; // "folder" markers made by consoles
         out.push({
           uri: `s3://${bucket}/${o.Key}`,
@@ -245,8 +263,18 @@ export function createStore(deps: StoreDeps = {}): Store {
           etag: (o.ETag ?? '').replace(/"/g, ''),
         });
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    };
+    const first = await s3().send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    if (!first.IsTruncated) {
+      add(first.Contents ?? []);
+    } else {
+      let level = await listPages(bucket, prefix, '/');
+      while (level.keys.length === 0 && level.folders.length === 1)
+        level = await listPages(bucket, level.folders[0]!, '/');
+      add(level.keys);
+      const folders = await mapLimit(level.folders, concurrency, (folder) => listPages(bucket, folder));
+      for (const f of folders) add(f.keys);
+    }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 

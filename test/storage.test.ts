@@ -185,6 +185,36 @@ void describe('S3 store (versitygw)', () => {
     assert.deepEqual(await store.list(root), []);
   });
 
+  void test('a listing longer than a page, split by folders and listed side by side, is every key once, in order', async () => {
+    // As song_data: one folder level with one child (split below it), then letters; keys beside the folders too,
+    // a console's folder marker, and a folder of its own longer than a page.
+    const splitBucket = await bucket();
+    const root = `s3://${splitBucket}/split`;
+    const keys = [
+      ...Array.from(
+        { length: 1030 },
+        (_, i) => `data/${'ABCDEFGHIJ'[i % 10]}/${i % 3}/k${String(i).padStart(5, '0')}.json`,
+      ),
+      ...Array.from({ length: 1010 }, (_, i) => `data/Z/big${String(i).padStart(5, '0')}.json`),
+      'data/top.json',
+    ];
+    const { mapLimit } = await import('../storage');
+    await mapLimit(keys, 32, (k) => store.write(`${root}/${k}`, k));
+    await store.write(`${root}/data/A/`, ''); // a folder marker: never listed as a file
+    const listed = await store.list(root);
+    assert.deepEqual(
+      listed.map((o) => o.key),
+      [...keys].sort(),
+    );
+    assert.equal(listed[0]?.uri, `${root}/${listed[0]?.key}`);
+    assert.deepEqual(
+      (await store.list(`${root}/data/Z`)).map((o) => o.key),
+      keys.filter((k) => k.startsWith('data/Z/')).map((k) => k.slice('data/Z/'.length)),
+    );
+    await store.deletePrefix(root);
+    assert.deepEqual(await store.list(root), []);
+  });
+
   void test('large bodies go up as multipart uploads and read back intact', async () => {
     const dir = await tempDir();
     const file = path.join(dir, 'big.bin');
