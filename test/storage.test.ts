@@ -201,12 +201,35 @@ void describe('S3 store (versitygw)', () => {
     const { mapLimit } = await import('../storage');
     await mapLimit(keys, 32, (k) => store.write(`${root}/${k}`, k));
     await store.write(`${root}/data/A/`, ''); // a folder marker: never listed as a file
-    const listed = await store.list(root);
+    // A store of its own, whose client counts the listing requests and their prefixes.
+    const counted = await s3ClientForTests();
+    const lists: { prefix: string; delimited: boolean }[] = [];
+    counted.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'ListObjectsV2Command') {
+          const input = args.input as { Prefix?: string; Delimiter?: string };
+          lists.push({ prefix: input.Prefix ?? '', delimited: input.Delimiter !== undefined });
+        }
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    const listed = await createStore({ s3Client: counted }).list(root);
+    counted.destroy();
     assert.deepEqual(
       listed.map((o) => o.key),
       [...keys].sort(),
     );
     assert.equal(listed[0]?.uri, `${root}/${listed[0]?.key}`);
+    // The split: below `split/` (one folder) and `data/` (eleven), each folder listed on its own.
+    assert.deepEqual(
+      lists.filter((l) => l.delimited).map((l) => l.prefix),
+      ['split/', 'split/data/'],
+    );
+    assert.deepEqual(
+      [...new Set(lists.filter((l) => !l.delimited && l.prefix !== 'split/').map((l) => l.prefix))].sort(),
+      [...'ABCDEFGHIJZ'].map((d) => `split/data/${d}/`),
+    );
     assert.deepEqual(
       (await store.list(`${root}/data/Z`)).map((o) => o.key),
       keys.filter((k) => k.startsWith('data/Z/')).map((k) => k.slice('data/Z/'.length)),

@@ -113,16 +113,11 @@ export function retryAlert(
   };
 }
 
-/** The callbacks a task's retries call (the snapshot's already include the DAG's `onRetry`). */
-export function retryCallbacks(task: TaskSnapshot, dag?: { onRetry?: string[] }): string[] {
-  return [...new Set([...(task.alerts?.onRetry ?? []), ...(dag?.onRetry ?? [])])];
-}
-
 export class RunAlerts {
+  /** Sends the run's alerts and keeps their record (`run.status.alerts`); absent when the DAG has none. */
   private readonly sender?: AlertSender;
   private readonly lastStates = new Map<string, TaskState>();
   private readonly enabled: boolean;
-  private readonly status?: RunAlertsStatus;
 
   constructor(
     private readonly input: DagRunInput,
@@ -132,9 +127,8 @@ export class RunAlerts {
     const { dag } = input;
     this.enabled = dag.alerts !== undefined || dag.tasks.some((t) => t.alerts !== undefined);
     if (!this.enabled) return;
-    this.status = { sent: 0, errors: [] };
-    this.sender = new AlertSender(this.status);
-    run.status.alerts = this.status;
+    run.status.alerts = { sent: 0, errors: [] };
+    this.sender = new AlertSender(run.status.alerts);
     for (const t of run.status.tasks) this.lastStates.set(t.taskId, t.state);
   }
 
@@ -145,7 +139,7 @@ export class RunAlerts {
     void sleep(slaMs).then(
       () => {
         if (this.run.status.state !== 'running') return;
-        this.status!.slaMissedAt = this.now();
+        this.sender!.status.slaMissedAt = this.now();
         this.sender!.send(this.input.dag.alerts?.onSlaMiss, this.runAlert('sla_miss', 'running'));
       },
       () => undefined, // cancelled with the run
@@ -165,7 +159,8 @@ export class RunAlerts {
     const task = this.task(taskId);
     const attempt = this.run.tasks.get(taskId)?.units[unit]?.status.attempts;
     this.sender!.send(
-      retryCallbacks(task, this.input.dag.alerts),
+      // The snapshot's task callbacks include the DAG's `onRetry` (core/alerts.ts).
+      task.alerts?.onRetry,
       retryAlert(this.run.status, taskId, task.map ? unit : undefined, attempt, outcome.error.message),
     );
   }

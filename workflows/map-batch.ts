@@ -9,7 +9,7 @@ import type {
   TaskState,
   TaskStatus,
 } from '../core/types';
-import { AlertSender, retryAlert, retryCallbacks } from './alerts';
+import { AlertSender, retryAlert } from './alerts';
 import { runTaskInstance, TaskInstanceFailed } from './task-instance';
 
 /** Counting semaphore for task instances running at once (deterministic: workflow code). */
@@ -125,12 +125,8 @@ function runBatch({ task, ctx, items, firstIndex, maxActive }: MapBatchInput): P
   const outputs = new Array<Json>(items.length).fill(null);
   const errors: MapBatchResult['errors'] = [];
   const alerts = new AlertSender({ sent: 0, errors: [] });
-  const onRetryCallbacks = retryCallbacks(task);
-  const onRetry = (mapIndex: number, status: TaskInstanceStatus) =>
-    alerts.send(
-      onRetryCallbacks,
-      retryAlert(ctx, task.id, mapIndex, status.attempts, status.error?.message ?? 'the attempt failed'),
-    );
+  // The snapshot's task callbacks include the DAG's `onRetry` (core/alerts.ts).
+  const onRetry = task.alerts?.onRetry;
   const result = (): MapBatchResult => {
     errors.sort((a, b) => a.mapIndex - b.mapIndex);
     return {
@@ -152,8 +148,12 @@ function runBatch({ task, ctx, items, firstIndex, maxActive }: MapBatchInput): P
       if (cancelled || next >= items.length) return;
       const i = next++;
       const instanceCtx = { ...ctx, mapIndex: firstIndex + i, item: items[i]! };
-      const retried = onRetryCallbacks.length
-        ? (status: TaskInstanceStatus) => onRetry(firstIndex + i, status)
+      const retried = onRetry?.length
+        ? (status: TaskInstanceStatus) =>
+            alerts.send(
+              onRetry,
+              retryAlert(ctx, task.id, firstIndex + i, status.attempts, status.error?.message ?? 'the attempt failed'),
+            )
         : undefined;
       runTaskInstance(task, instanceCtx, instances[i]!, () => undefined, retried).then(
         (output) => {
