@@ -278,11 +278,14 @@ void describe('pools', () => {
         return used;
       };
       assert.equal(await usedWhen((used) => used === holders, 30_000), holders, 'every request was granted');
-      // The grants' signals are recorded as they are delivered; the pool looks at its history's length when
-      // something changes next: one release, once the history is past the limit.
-      let events = 0;
-      for (let i = 0; i < 100 && (events = (await pool.describe()).historyLength) <= 2_000; i++) await sleep(100);
-      assert.ok(events > 2_000, `the pool's history has ${events} events`);
+      // The pool looks at its history's length when something changes. Requests that arrive one workflow task
+      // each (a loaded machine) pass the limit during the grants, and it continues as new there; requests that
+      // arrive in batches pass it with the grants' signals, recorded after them, and one release makes it go.
+      if ((await pool.describe()).runId === firstRunId) {
+        let events = 0;
+        for (let i = 0; i < 100 && (events = (await pool.describe()).historyLength) <= 2_000; i++) await sleep(100);
+        assert.ok(events > 2_000, `the pool's history has ${events} events`);
+      }
       await pool.signal(releaseLockSignal, { requestId: 'many-0' });
       for (let i = 0; i < 100 && (await pool.describe()).runId === firstRunId; i++) await sleep(100);
       assert.notEqual((await pool.describe()).runId, firstRunId, 'the pool continued as new');
