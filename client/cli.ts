@@ -148,7 +148,7 @@ export function reportError(err: unknown, ctx: CliContext): number {
     if (ctx.globals.verbose && err.stack) ctx.err(ctx.errStyle.dim(err.stack));
     return 2;
   }
-  const message = err instanceof Error ? err.message : String(err);
+  const message = err instanceof Error ? err.message + serverReason(err) : String(err);
   ctx.err(`${ctx.errStyle.red('error:')} ${message}`);
   if (ctx.globals.verbose) {
     if (err instanceof Error && err.stack) ctx.err(ctx.errStyle.dim(err.stack));
@@ -156,6 +156,15 @@ export function reportError(err: unknown, ctx: CliContext): number {
     ctx.err(ctx.errStyle.dim('(run with --verbose or DEBUG=1 for details)'));
   }
   return 1;
+}
+
+/**
+ * The server's own words behind an SDK error: the SDK says `Failed to start Workflow` and keeps the server's
+ * reason (`invalid value for search attribute …`) in its gRPC cause's details.
+ */
+function serverReason(err: Error): string {
+  const details = (err.cause as { details?: unknown } | undefined)?.details;
+  return typeof details === 'string' && details && !err.message.includes(details) ? `: ${details}` : '';
 }
 
 /** Runs the CLI as a program: flushes output and exits with the code. */

@@ -11,15 +11,41 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { Connection } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { msToTs } from '@temporalio/common';
+import { triggerDagRun } from '../client/runs';
+import { defineDag } from '../core/dag';
+import { TempoflowError } from '../core/errors';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
+import { ensureSearchAttributes } from '../worker/create-worker';
 import { startDevServer } from '../services/dev-server';
 import { startS3Server } from '../services/s3-server';
 import type { S3Server } from '../services/s3-server';
 import { createTestBucket, s3ClientForTests, testServices } from './services';
+import { cliInProcess } from './support';
 
-// temporal.api.enums.v1.IndexedValueType (BOOL is 5)
+// temporal.api.enums.v1.IndexedValueType, written out: the worker takes them from the SDK's protos.
 const INDEXED_VALUE_TYPE = { KEYWORD: 2, DATETIME: 6 } as const;
+const BOOL = 5;
+
+/** A new namespace on the test server, with none of tempoflow's search attributes, once the server serves it. */
+async function bareNamespace(connection: Connection): Promise<string> {
+  const namespace = `bare-${randomUUID().slice(0, 8)}`;
+  await connection.workflowService.registerNamespace({
+    namespace,
+    workflowExecutionRetentionPeriod: msToTs('1 day'),
+  });
+  for (let i = 0; ; i++) {
+    try {
+      await connection.operatorService.listSearchAttributes({ namespace });
+      return namespace;
+    } catch (err) {
+      if (i >= 100) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
 
 /** Whether something accepts TCP connections on `port` of 127.0.0.1. */
 function listening(port: number): Promise<boolean> {
@@ -57,6 +83,59 @@ describe('test services', () => {
       for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) {
         assert.equal(customAttributes?.[name], INDEXED_VALUE_TYPE[type], `search attribute ${name} is a ${type}`);
       }
+    } finally {
+      await connection.close();
+    }
+  });
+
+  it("a worker adds tempoflow's search attributes with their types where they are missing, and names one of another type", async () => {
+    const { temporal } = await testServices();
+    const connection = await Connection.connect({ address: temporal.address });
+    const dag = defineDag({ id: 'test_search_attributes', tasks: [{ id: 'only', activity: 'nothing' }] });
+    try {
+      const namespace = await bareNamespace(connection);
+      await ensureSearchAttributes(temporal.address, namespace);
+      const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+      for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) {
+        assert.equal(customAttributes?.[name], INDEXED_VALUE_TYPE[type], `search attribute ${name} is a ${type}`);
+      }
+      // The server takes a run's attributes there (a LogicalDate of another type refused every start).
+      const run = await triggerDagRun(new Client({ connection, namespace }), dag, {
+        taskQueue: 'nobody-polls',
+        logicalDate: '2018-11-02T00:00:00.000Z',
+      });
+      assert.equal(run.created, true);
+      await run.handle.terminate('test: started is enough');
+      await ensureSearchAttributes(temporal.address, namespace); // present and right: nothing to do
+
+      // LogicalDate as a Bool, as earlier workers added it: the worker refuses to start, naming it and the mend;
+      // a trigger there says the server's reason, not only the SDK's "Failed to start Workflow".
+      const mistyped = await bareNamespace(connection);
+      await connection.operatorService.addSearchAttributes({
+        namespace: mistyped,
+        searchAttributes: {
+          DagId: INDEXED_VALUE_TYPE.KEYWORD,
+          DagRunState: INDEXED_VALUE_TYPE.KEYWORD,
+          LogicalDate: BOOL,
+        },
+      });
+      await assert.rejects(ensureSearchAttributes(temporal.address, mistyped), (err: Error) => {
+        assert.ok(err instanceof TempoflowError, String(err));
+        assert.match(err.message, new RegExp(`namespace '${mistyped}' has tempoflow's search attributes with other`));
+        assert.match(err.message, /LogicalDate is Bool where tempoflow needs Datetime/);
+        assert.match(err.message, /`temporal operator search-attribute remove --name LogicalDate`/);
+        return true;
+      });
+      const { customAttributes: after } = await connection.operatorService.listSearchAttributes({
+        namespace: mistyped,
+      });
+      assert.equal(after?.LogicalDate, BOOL, 'left as it was: removing it is for its owner');
+      const triggered = await cliInProcess(['--namespace', mistyped, 'trigger', 'example_fanout']);
+      assert.equal(triggered.code, 1, triggered.stdout);
+      assert.match(
+        triggered.stderr,
+        /Failed to start Workflow: invalid value for search attribute LogicalDate of type Bool/,
+      );
     } finally {
       await connection.close();
     }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
 import type { WorkerOptions } from '@temporalio/worker';
+import protos from '@temporalio/proto';
 import { TempoflowError } from '../core/errors';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes';
 import type { DagSnapshot, ActivityRecord } from '../core/types';
@@ -20,6 +21,19 @@ import {
 import { checkActivitiesCover, wrapTaskActivities } from './task-activities';
 import { TaskLogs } from './task-logs';
 import type { TemporalConnectionConfig } from './temporal-config';
+
+// A CommonJS module whose exports Node cannot name from ESM: imported whole.
+const { IndexedValueType } = protos.temporal.api.enums.v1;
+const INDEXED_VALUE_TYPE = {
+  KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+  DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+} as const;
+
+/** A search attribute type as `temporal operator search-attribute` names it: `Datetime`, `Bool`. */
+function typeName(type: number | undefined): string {
+  const name = (IndexedValueType[type ?? 0] ?? 'INDEXED_VALUE_TYPE_UNSPECIFIED').replace('INDEXED_VALUE_TYPE_', '');
+  return name === 'KEYWORD_LIST' ? 'KeywordList' : name.charAt(0) + name.slice(1).toLowerCase();
+}
 
 /** True for the gRPC statuses an operator call ends with where the caller may not make it. */
 function isNotAllowed(err: unknown): boolean {
@@ -164,7 +178,7 @@ export async function ensureSearchAttributes(
   const options = typeof temporal === 'string' ? { address: temporal } : temporal.connectionOptions();
   const connection = await Connection.connect(options);
   try {
-    let customAttributes: Record<string, unknown> | null | undefined;
+    let customAttributes: Record<string, number> | null | undefined;
     try {
       ({ customAttributes } = await connection.operatorService.listSearchAttributes({ namespace }));
     } catch (err) {
@@ -172,17 +186,34 @@ export async function ensureSearchAttributes(
       if (isNotAllowed(err)) return;
       throw err;
     }
-    const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([name]) => !(name in (customAttributes ?? {})));
+    const custom = customAttributes ?? {};
+    // One registered with another type (by hand, or LogicalDate by earlier tempoflow workers, which added it as a
+    // Bool) makes every start of a run fail: say which and how to mend it here, where it can be mended.
+    const wrong = Object.entries(SEARCH_ATTRIBUTES).filter(
+      ([name, type]) => name in custom && custom[name] !== INDEXED_VALUE_TYPE[type],
+    );
+    if (wrong.length) {
+      const described = wrong.map(
+        ([name, type]) =>
+          `${name} is ${typeName(custom[name])} where tempoflow needs ${typeName(INDEXED_VALUE_TYPE[type])}`,
+      );
+      throw new TempoflowError(
+        `namespace '${namespace}' has tempoflow's search attributes with other types (${described.join('; ')}), so no ` +
+          `run can start there: remove ${wrong.length > 1 ? 'them' : 'it'} with ` +
+          wrong.map(([name]) => `\`temporal operator search-attribute remove --name ${name}\``).join(' and ') +
+          ' and start the worker again, which adds them with their types',
+      );
+    }
+    const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([name]) => !(name in custom));
     if (!missing.length) return;
-    const types = { KEYWORD: 2, DATETIME: 5 } as const; // temporal.api.enums.v1.IndexedValueType
     try {
       await connection.operatorService.addSearchAttributes({
         namespace,
-        searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, types[type]])),
+        searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, INDEXED_VALUE_TYPE[type]])),
       });
     } catch (err) {
       if (!isNotAllowed(err)) throw err;
-      const wanted = missing.map(([name, type]) => `${name} (${type === 'KEYWORD' ? 'Keyword' : 'Datetime'})`);
+      const wanted = missing.map(([name, type]) => `${name} (${typeName(INDEXED_VALUE_TYPE[type])})`);
       throw new TempoflowError(
         `namespace '${namespace}' lacks tempoflow's search attributes ${wanted.join(', ')} and this connection may not add them: ` +
           `add them once with \`temporal operator search-attribute create\` (self-hosted) or ` +
