@@ -49,7 +49,13 @@ void describe('Sparkify on S3 (versitygw)', () => {
   void test('S3 in, S3 out: exact counts, two song chunks', async () => {
     const downloaded: string[] = [];
     const counting: Store = { ...store, download: (uri, file) => (downloaded.push(uri), store.download(uri, file)) };
-    const run = await runSparkifyPipeline({ store: counting, input, output, runId: 'scheduled__2018-11-03' });
+    const run = await runSparkifyPipeline({
+      store: counting,
+      input,
+      output,
+      runId: 'scheduled__2018-11-03',
+      songChunkFiles: 500,
+    });
     assert.deepEqual(
       downloaded.filter((uri) => uri.includes('/_staging/')),
       [],

@@ -20,6 +20,8 @@ export interface PipelineArgs {
   rebuildSongs?: boolean;
   /** Staging chunks processed at once. Default 2. */
   parallelism?: number;
+  /** Song files per staging chunk (`listInputs`'s default when unset). */
+  songChunkFiles?: number;
   signal?: AbortSignal;
 }
 
@@ -62,6 +64,7 @@ export async function prepareSparkifyRun(args: PipelineArgs): Promise<Omit<Pipel
     runId,
     dataInterval: args.dataInterval,
     rebuildSongs: args.rebuildSongs,
+    songChunkFiles: args.songChunkFiles,
     signal,
   });
   const p = args.parallelism ?? 2;
