@@ -403,6 +403,11 @@ void describe('validation', () => {
     const failed = bad.checks.filter((c) => !c.passed).map((c) => c.name);
     assert.ok(failed.includes('users.user_id unique and not null'), failed.join());
     assert.ok(failed.includes('songplays.song_id in songs'), failed.join());
+    const orphans = lakeBefore.songplays.filter((p) => p.song_id === victim).length;
+    assert.equal(
+      bad.checks.find((c) => c.name === 'songplays.song_id in songs')?.detail,
+      `${orphans} songplays rows whose song_id is not in songs`,
+    );
     assert.ok(!failed.includes('songplays rows = distinct staged NextSong events'));
     const report = JSON.parse((await store.read(bad.report)).toString()) as { passed: boolean };
     assert.equal(report.passed, false);

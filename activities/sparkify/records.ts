@@ -56,7 +56,7 @@ export class SpillBuffer {
   private blocks: Buffer[] = [];
   private sealed = 0;
   private block: Buffer = Buffer.alloc(0);
-  private blockBytes = FIRST_BLOCK_BYTES / 2;
+  private nextBlockBytes = FIRST_BLOCK_BYTES;
   private used = 0;
   private out: WriteStream | undefined;
   private mustDrain = false;
@@ -97,8 +97,8 @@ export class SpillBuffer {
   private reserve(n: number): void {
     if (this.used + n <= this.block.length) return;
     this.seal();
-    this.blockBytes = Math.min(BLOCK_BYTES, this.blockBytes * 2);
-    this.block = Buffer.allocUnsafe(Math.max(this.blockBytes, n));
+    this.block = Buffer.allocUnsafe(Math.max(this.nextBlockBytes, n));
+    this.nextBlockBytes = Math.min(BLOCK_BYTES, this.nextBlockBytes * 2);
   }
 
   private seal(): void {

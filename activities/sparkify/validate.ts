@@ -130,11 +130,7 @@ export async function validate(args: ValidateArgs): Promise<ValidateResult> {
             conn,
             `SELECT count(*) FROM "${t}" WHERE ${c} IS NOT NULL AND ${c} NOT IN (SELECT ${ref.key} FROM "${ref.to}")`,
           );
-          check(
-            `${t}.${c} in ${ref.to}`,
-            missing === 0,
-            `${missing} ${t} with ${/^[aeiou]/.test(c) ? 'an' : 'a'} ${c} not found`,
-          );
+          check(`${t}.${c} in ${ref.to}`, missing === 0, `${missing} ${t} rows whose ${c} is not in ${ref.to}`);
         }
         const plays = "FROM staged_events WHERE page = 'NextSong'";
         const expectedPlays = await scalar(
