@@ -369,6 +369,56 @@ void describe('tempoflow CLI', () => {
     assert.match(workerStderr, /worker stopped/);
   });
 
+  void test(
+    'dev starts a server, its Web UI and a worker, names what a run needs, and stops on Ctrl-C',
+    {
+      timeout: 240_000,
+    },
+    async () => {
+      const [port, uiPort] = [await freePort(), await freePort()];
+      const dev = spawn(process.execPath, [BIN, 'dev', '--port', String(port), '--ui-port', String(uiPort)], {
+        cwd: ROOT,
+        env: { ...baseEnv, TEMPORAL_ADDRESS: undefined },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const exited = new Promise<number | null>((resolve) => dev.once('exit', (code) => resolve(code)));
+      let stdout = '';
+      let stderr = '';
+      dev.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      dev.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      try {
+        const deadline = Date.now() + 180_000;
+        while (!stdout.includes('Press Ctrl-C to stop.')) {
+          assert.equal(dev.exitCode, null, `dev exited:\n${stdout}\n${stderr}`);
+          assert.ok(Date.now() < deadline, `dev did not start:\n${stdout}\n${stderr}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        const address = `127.0.0.1:${port}`;
+        // The suggested command names the param the first DAG cannot run without.
+        assert.match(
+          stdout,
+          new RegExp(`^ {4}npx tempoflow trigger sparkify_etl -p output=<output> --wait --address ${address}$`, 'm'),
+        );
+        const ui = await fetch(`http://127.0.0.1:${uiPort}/`);
+        assert.equal(ui.status, 200);
+        const run = await cli(['trigger', 'example_fanout', '-p', 'count=3', '--wait', '--address', address]);
+        assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}\n${stderr}`);
+        assert.match(run.stdout, /✔ example_fanout run succeeded in/);
+      } finally {
+        dev.kill('SIGINT');
+      }
+      assert.equal(await exited, 0, `${stdout}\n${stderr}`);
+      assert.match(stderr, /stopped\n?$/);
+      for (const p of [port, uiPort]) {
+        const free = await new Promise<boolean>((resolve) => {
+          const s = net.createServer().once('error', () => resolve(false));
+          s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
+        });
+        assert.ok(free, `port ${p} is still in use after dev stopped`);
+      }
+    },
+  );
+
   void test('trigger --local runs the example on its own server and exits 0', { timeout: 240_000 }, async () => {
     const { code, stdout, stderr } = await cli(['trigger', 'example_fanout', '--local', '-p', 'count=4'], {
       timeoutMs: 230_000,

@@ -2,6 +2,7 @@
 import net from 'node:net';
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
+import type { DagSnapshot } from '../../core/types';
 import type { CliContext } from '../context';
 import { isWorkerStoppedFirst } from './trigger';
 
@@ -71,7 +72,7 @@ Then, in another terminal:
           ...s3Lines,
           '',
           s.dim('  Try it in another terminal:'),
-          `    npx tempoflow trigger ${stack.worker.dags[0]?.id ?? '<dag>'} --wait${addressFlag}`,
+          `    npx tempoflow trigger ${exampleTrigger(stack.worker.dags[0])} --wait${addressFlag}`,
           ...(stack.uiUrl && stack.uiUrl !== 'http://localhost:8233'
             ? [`    export TEMPORAL_UI_URL=${stack.uiUrl}`]
             : []),
@@ -91,6 +92,13 @@ Then, in another terminal:
       }
       ctx.err(s.dim('stopped'));
     });
+}
+
+/** `<dag> -p <param>=<param> …`: a DAG's id with a placeholder for each param a run must be given. */
+export function exampleTrigger(dag: Pick<DagSnapshot, 'id' | 'params'> | undefined): string {
+  if (!dag) return '<dag>';
+  const needed = Object.entries(dag.params).filter(([, spec]) => spec.required && spec.default === undefined);
+  return [dag.id, ...needed.map(([name]) => `-p ${name}=<${name}>`)].join(' ');
 }
 
 function port(value: string): number {
