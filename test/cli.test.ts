@@ -2,6 +2,7 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
@@ -404,11 +405,22 @@ void describe('tempoflow CLI', () => {
         const run = await cli(['trigger', 'example_fanout', '-p', 'count=3', '--wait', '--address', address]);
         assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}\n${stderr}`);
         assert.match(run.stdout, /✔ example_fanout run succeeded in/);
+        // The worker keeps task logs where the banner says, so `runs logs` in another shell finds them.
+        const logLocation = /^ {4}export TEMPOFLOW_LOG_LOCATION=(\S+)$/m.exec(stdout)?.[1];
+        assert.ok(logLocation, `no log location in:\n${stdout}`);
+        const runId = /run id\s+(\S+)/.exec(run.stdout)?.[1] ?? '';
+        const logs = await cli(['runs', 'logs', runId, '--task', 'square', '--address', address], {
+          env: { TEMPOFLOW_LOG_LOCATION: logLocation },
+        });
+        assert.equal(logs.code, 0, `${logs.stdout}\n${logs.stderr}`);
+        assert.equal(logs.stdout.match(/square\[\d\]#1 .*succeeded/g)?.length, 3, logs.stdout);
       } finally {
         dev.kill('SIGINT');
       }
       assert.equal(await exited, 0, `${stdout}\n${stderr}`);
       assert.match(stderr, /stopped\n?$/);
+      const logLocation = /^ {4}export TEMPOFLOW_LOG_LOCATION=(\S+)$/m.exec(stdout)?.[1] ?? '';
+      assert.equal(existsSync(logLocation), false, 'task logs of the in-memory server go with it');
       for (const p of [port, uiPort]) {
         const free = await new Promise<boolean>((resolve) => {
           const s = net.createServer().once('error', () => resolve(false));

@@ -124,6 +124,15 @@ void describe('project files', () => {
     assert.match(none.stderr, /no tempoflow\.config\.ts in .*empty: .*tempoflow init/);
   });
 
+  void test("runs logs reads the project's worker.logLocation, as the worker does", async () => {
+    const withLogs = projectDir('with-logs', GOOD.replace("taskQueue: 'from-project'", `logLocation: '/tmp/logs'`));
+    const dead = `127.0.0.1:1`; // nothing listens: the command gets as far as connecting only with a location
+    const found = await cli(['runs', 'logs', 'some-run', '--address', dead], withLogs);
+    assert.match(found.stderr, /cannot reach Temporal at 127\.0\.0\.1:1/);
+    const none = await cli(['runs', 'logs', 'some-run', '--address', dead], projectDir('good', GOOD));
+    assert.match(none.stderr, /no log location: give --log-location or set TEMPOFLOW_LOG_LOCATION/);
+  });
+
   void test('defineProject refuses two DAGs with one id; findDag names the known ones', () => {
     const dag = defineDag({ id: 'twice', tasks: [{ id: 'a', activity: 'x' }] });
     assert.throws(

@@ -1,8 +1,12 @@
 /** `tempoflow dev`: a local Temporal server (with Web UI) and an in-process worker, until Ctrl-C. */
+import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import type { DagSnapshot } from '../../core/types';
+import { LOG_LOCATION_ENV, resolveLogLocation } from '../../worker/log-location';
 import type { CliContext } from '../context';
 import { isWorkerStoppedFirst } from './trigger';
 
@@ -51,6 +55,22 @@ Then, in another terminal:
         ];
       }
 
+      // Task logs are kept somewhere `tempoflow runs logs` can read: where the worker would keep them anyway,
+      // else beside the --db-file (kept with its runs), else a folder removed with the in-memory server.
+      const project = ctx.project();
+      let logLocation = resolveLogLocation(undefined, { ...ctx.env, ...workerEnv }, project.worker?.logLocation);
+      const ownLogLocation = !logLocation;
+      if (!logLocation) {
+        if (flags.dbFile !== undefined) {
+          logLocation = path.resolve(`${flags.dbFile}.task-logs`);
+        } else {
+          const dir = await mkdtemp(path.join(os.tmpdir(), 'tempoflow-dev-task-logs-'));
+          ctx.onCleanup(() => rm(dir, { recursive: true, force: true }));
+          logLocation = dir;
+        }
+        workerEnv = { ...workerEnv, [LOG_LOCATION_ENV]: logLocation };
+      }
+
       const { taskQueue } = ctx.globals;
       const stack = await startLocalStack(ctx, {
         taskQueue,
@@ -76,6 +96,7 @@ Then, in another terminal:
           ...(stack.uiUrl && stack.uiUrl !== 'http://localhost:8233'
             ? [`    export TEMPORAL_UI_URL=${stack.uiUrl}`]
             : []),
+          ...(ownLogLocation ? [`    export ${LOG_LOCATION_ENV}=${shellQuote(logLocation)}`] : []),
           '',
           s.dim('  Press Ctrl-C to stop.'),
         ].join('\n'),

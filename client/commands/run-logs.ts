@@ -38,10 +38,16 @@ export function registerRunLogs(group: Command, ctx: CliContext): void {
     )
     .option('--json', 'print the lines as JSON')
     .action(async (runId: string, opts: LogsFlags) => {
-      const location = resolveLogLocation(opts.logLocation, ctx.env);
+      // As the worker resolves it: the flag, the environment, then the project's `worker.logLocation`.
+      const location = resolveLogLocation(
+        opts.logLocation,
+        ctx.env,
+        ctx.projectFile ? ctx.project().worker?.logLocation : undefined,
+      );
       if (!location) {
         throw new TempoflowError(
-          `no log location: give ${LOG_LOCATION_FLAG} or set ${LOG_LOCATION_ENV} to the one the workers use`,
+          `no log location: give ${LOG_LOCATION_FLAG} or set ${LOG_LOCATION_ENV} to the one the workers use ` +
+            "(or set the project's worker.logLocation)",
         );
       }
       const { TaskLogReader } = await import('../../worker/task-logs');
