@@ -8,6 +8,7 @@ import type { ScheduleTiming } from '../core/schedule';
 import { DAG_ID } from '../core/search-attributes';
 import type { DagRunInput, DagRunState, DagSnapshot } from '../core/types';
 import { DAG_RUN_WORKFLOW } from '../workflows/definitions';
+import { formatDuration } from './render';
 import { getRunStatus } from './runs';
 
 export const OVERLAP_CHOICES = ['skip', 'buffer_one', 'buffer_all', 'cancel_other', 'allow_all'] as const;
@@ -141,12 +142,16 @@ function dagIdOf(description: ScheduleDescription): string {
   return input?.dag.id ?? '';
 }
 
+/** `cron 0 0 * * *` or `every 1h` as given (Temporal answers a cron with its calendar form), then start and end. */
 function describeSpec(description: ScheduleDescription): string {
   const { spec } = description;
-  const parts = [
-    ...(spec.calendars ?? []).map((c) => `calendar ${JSON.stringify(c)}`),
-    ...(spec.intervals ?? []).map((i) => `every ${Math.round(Number(i.every) / 1000)}s`),
-  ];
+  const timing = (description.action.args?.[0] as DagRunInput | undefined)?.fromSchedule;
+  const parts = timing
+    ? ['cron' in timing ? `cron ${timing.cron}` : `every ${formatDuration(timing.everyMs)}`]
+    : [
+        ...(spec.calendars ?? []).map((c) => `calendar ${JSON.stringify(c)}`),
+        ...(spec.intervals ?? []).map((i) => `every ${formatDuration(Number(i.every))}`),
+      ];
   if (spec.startAt) parts.push(`from ${spec.startAt.toISOString()}`);
   if (spec.endAt) parts.push(`until ${spec.endAt.toISOString()}`);
   return parts.join(', ');

@@ -300,8 +300,21 @@ describe('operations', () => {
       async ({ client, taskQueue }) => {
         const scheduleId = `test-schedule-${Date.now()}`;
         await createSchedule(client, dailyDag, { scheduleId, every: '2s', taskQueue, params: { sleepMs: 10 } });
+        const cronId = `${scheduleId}-cron`;
+        await createSchedule(client, dailyDag, {
+          scheduleId: cronId,
+          cron: '30 2 * * 1-5',
+          start: '2030-01-01T00:00:00Z',
+          taskQueue,
+          params: { sleepMs: 10 },
+          paused: true,
+        });
+        // The spec as it was given, not Temporal's calendar form of the cron.
+        assert.equal((await describeSchedule(client, cronId)).spec, 'cron 30 2 * * 1-5, from 2030-01-01T00:00:00.000Z');
+        await deleteSchedule(client, cronId);
         try {
           let details = await describeSchedule(client, scheduleId);
+          assert.equal(details.spec, 'every 2.0s');
           for (let i = 0; i < 100 && details.recentRuns.filter((r) => r.state === 'success').length < 2; i++) {
             await delay(200);
             details = await describeSchedule(client, scheduleId);
