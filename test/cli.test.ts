@@ -138,6 +138,10 @@ void describe('tempoflow CLI', () => {
     assert.match(stdout, /^\s+summary\s+exampleSummary\s+report_big, report_small\s+none_failed_min_one_success/m);
     assert.match(stdout, /^ {2}plan\n {2}└── square \[mapped over plan\]$/m);
     assert.match(stdout, /choose_report \[branch\] ← square, flaky_fetch/);
+    // Sensors, exclusive tasks and worker preferences say so in the kind column.
+    const sparkify = await cli(['dags', 'show', 'sparkify_etl']);
+    assert.match(sparkify.stdout, /^\s+wait_for_logs\s+sparkifyWaitForLogs\s.*\s+sensor every 5m, up to 6h$/m);
+    assert.match(sparkify.stdout, /^\s+publish\s.*\s+one at a time per output, prefers validate's worker$/m);
   });
 
   void test('an unknown DAG exits 2 naming the DAG', async () => {

@@ -5,7 +5,7 @@ import type { DagSnapshot, ParamSpec, TaskSnapshot } from '../../core/types';
 import type { CliContext } from '../context';
 import { GRAPH_FORMATS, renderGraph } from '../graph';
 import type { GraphFormat } from '../graph';
-import { formatMsDuration, table, truncate } from '../render';
+import { formatDuration, formatMsDuration, table, truncate } from '../render';
 import type { Style } from '../render';
 
 export function register(program: Command, ctx: CliContext): void {
@@ -118,6 +118,16 @@ function kind(t: TaskSnapshot): string {
     parts.push(`mapped over ${t.map.over}${t.map.field ? `.${t.map.field}` : ''} (max ${t.map.maxActive} at once)`);
   }
   if (t.branch) parts.push('branch');
+  if (t.sensor) {
+    const { everyMs, timeoutMs, softFail } = t.sensor;
+    parts.push(
+      `sensor every ${formatDuration(everyMs)}, up to ${formatDuration(timeoutMs)}${softFail ? ', then skipped' : ''}`,
+    );
+  }
+  if (t.localActivity) parts.push('local activity');
+  if (t.pool) parts.push(`pool ${t.pool.name}${t.pool.slots > 1 ? ` (${t.pool.slots} slots)` : ''}`);
+  if (t.exclusiveBy) parts.push(`one at a time per ${t.exclusiveBy}`);
+  if (t.preferWorkerOf) parts.push(`prefers ${t.preferWorkerOf}'s worker`);
   if (t.taskQueue) parts.push(`queue ${t.taskQueue}`);
   return parts.join(', ');
 }
