@@ -306,6 +306,19 @@ void describe('tempoflow CLI', () => {
     assert.match(stdout, /^choose_report\s+✘ upstream_failed/m);
   });
 
+  void test('runs retry runs a task and its downstream again, reuses the rest, and prints the run as show does', async () => {
+    const first = await cli(['trigger', 'example_fanout', '-p', 'count=2', '--wait']);
+    assert.equal(first.code, 0, first.stdout);
+    const runId = /run id\s+(\S+)/.exec(first.stdout)?.[1] ?? '';
+    const retried = await cli(['runs', 'retry', runId, '-t', 'square', '--wait']);
+    assert.equal(retried.code, 0, `${retried.stdout}\n${retried.stderr}`);
+    assert.match(retried.stdout, /↻ run \S+ again: square, choose_report, report_big, report_small, summary$/m);
+    assert.match(retried.stdout, /^ {2}reused: plan, flaky_fetch$/m);
+    assert.match(retried.stdout, /^square\s+✔ success\s+1\s+2\/2\s/m);
+    // The DAG's summary, as `runs show` and `trigger --wait` print it.
+    assert.match(retried.stdout, /^ {4}summary +\{"chosen":\[\{"task":"report_small"/m);
+  });
+
   void test('trigger without --wait prints the run id and its Web UI link; again for the same date says it exists', async () => {
     const args = ['trigger', 'example_fanout', '--from', '2018-11-01', '--to', '2018-11-02', '-p', 'count=1'];
     const first = await cli([...args, '--json']);

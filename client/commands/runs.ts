@@ -69,11 +69,7 @@ export function register(program: Command, ctx: CliContext): void {
         return ctx.out(renderGraph(opts.format, (await getRunInput(client, runId)).dag, status));
       const summary = summaryOf(ctx, status);
       if (opts.json) return ctx.json(summary ? { ...status, summary } : status);
-      printRun(ctx, status, heartbeats);
-      if (summary) {
-        ctx.out();
-        ctx.out(renderSummary(summary, ctx.style));
-      }
+      printRun(ctx, status, heartbeats, summary);
     });
 
   group
@@ -116,7 +112,7 @@ export function register(program: Command, ctx: CliContext): void {
       ctx.out(ctx.style.dim(`  ${ctx.runUrl(runId)}`));
       if (!opts.wait) return;
       const final = await waitForRun(retried.handle);
-      printRun(ctx, final, new Map());
+      printRun(ctx, final, new Map(), summaryOf(ctx, final));
       if (final.state !== 'success') throw new CliExit(1);
     });
 
@@ -183,7 +179,13 @@ function summaryOf(ctx: CliContext, status: DagRunStatus): RunSummary | undefine
   }
 }
 
-export function printRun(ctx: CliContext, status: DagRunStatus, heartbeats: Map<string, string>): void {
+/** A run's dates, params and task table, then its DAG's summary (rows, rejects, …) when there is one. */
+export function printRun(
+  ctx: CliContext,
+  status: DagRunStatus,
+  heartbeats: Map<string, string>,
+  summary?: RunSummary,
+): void {
   const s = ctx.style;
   const rows: [string, string][] = [
     ['dag', s.bold(status.dagId)],
@@ -218,4 +220,8 @@ export function printRun(ctx: CliContext, status: DagRunStatus, heartbeats: Map<
   for (const [k, v] of rows) ctx.out(`  ${s.dim(k.padEnd(14))} ${v}`);
   ctx.out();
   ctx.out(taskTable(status, { style: s, heartbeats, errorWidth: Math.max(40, (ctx.stdout.columns || 120) - 70) }));
+  if (summary) {
+    ctx.out();
+    ctx.out(renderSummary(summary, s));
+  }
 }
