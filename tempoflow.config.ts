@@ -5,11 +5,11 @@
 import { defineProject } from './core/project';
 import { dags } from './dags/index';
 import * as generateCommand from './activities/sparkify/generate-command';
-import * as reportCommand from './activities/sparkify/report-command';
+import * as sparkifyCommand from './activities/sparkify/sparkify-command';
 
 export default defineProject({
   dags,
   // Loaded on demand: DuckDB and the AWS SDK only in workers, not in every CLI call.
   activities: async (deps) => (await import('./activities/index')).createActivities(deps),
-  commands: [generateCommand, reportCommand],
+  commands: [generateCommand, sparkifyCommand],
 });

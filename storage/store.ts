@@ -33,6 +33,8 @@ export interface ObjectInfo {
   size: number;
   /** S3 ETag (unquoted); for local files a size/mtime fingerprint. */
   etag: string;
+  /** When it was last written (S3's LastModified, a local file's mtime), in epoch milliseconds. */
+  modifiedMs: number;
 }
 
 /** What can be written: bytes/text (the content itself), a stream, or `{ file }` (a local file to upload). */
@@ -267,6 +269,7 @@ export function createStore(deps: StoreDeps = {}): Store {
           key: o.Key.slice(prefix.length),
           size: o.Size ?? 0,
           etag: (o.ETag ?? '').replace(/"/g, ''),
+          modifiedMs: o.LastModified?.getTime() ?? 0,
         });
       }
     };
@@ -294,7 +297,10 @@ export function createStore(deps: StoreDeps = {}): Store {
       const { file, key } = files[i]!;
       // Deleted since readdir saw it (another writer at work): not there, as S3's list would say.
       const st = statSync(file, { throwIfNoEntry: false });
-      if (st) listed.push({ uri: file, key, size: st.size, etag: `${st.size}-${Math.trunc(st.mtimeMs)}` });
+      if (st) {
+        const modifiedMs = Math.trunc(st.mtimeMs);
+        listed.push({ uri: file, key, size: st.size, etag: `${st.size}-${modifiedMs}`, modifiedMs });
+      }
     }
     return listed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }

@@ -8,8 +8,7 @@ import type { CliContext } from '../../client/context';
 import { createStore } from '../../storage';
 import { buildReport, renderReport } from './report';
 
-export function register(program: Command, ctx: CliContext): void {
-  const group = program.command('sparkify').description('the Sparkify data lake');
+export function registerReport(group: Command, ctx: CliContext): void {
   group
     .command('report')
     .description('one HTML page of listening insights from a published lake (charts inlined, no network needed)')
