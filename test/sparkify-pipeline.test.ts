@@ -63,7 +63,7 @@ void describe('pipeline on generated data (local directories)', () => {
     const run = await runSparkifyPipeline({ store, input, output, runId: 'run-1' });
     assert.equal(run.list.songFiles, exp.songFiles);
     assert.equal(run.list.logFiles, exp.logFiles);
-    assert.equal(run.list.logChunks.length, 1, '5 days of logs make one chunk of up to 5 files');
+    assert.equal(run.list.logChunks.length, 1, '5 days of logs make one chunk of up to 16 files');
     assert.equal(
       run.events.reduce((a, r) => a + r.records, 0),
       exp.eventLines,

@@ -30,7 +30,7 @@ it('a run spread over two workers with separate scratch folders gives the one-wo
     Promise.all(tables.map((t) => readTable(store, joinUri(output, t), t === '_state/user_days' ? 'user_days' : t)));
   const [inBucket, lakeBucket] = [await createTestBucket('workers-in'), await createTestBucket('workers-lake')];
   const input = `s3://${inBucket}/in`;
-  // 60 daily files: 12 log chunks, and plays in more than one month, so the build maps over months.
+  // 60 daily files: 4 log chunks, and plays in more than one month, so the build maps over months.
   await generateSparkify({ out: input, songs: 120, events: 3000, days: 60, seed: 33, store });
   const reference = `s3://${lakeBucket}/reference`;
   await runSparkifyPipeline({ store, input, output: reference, runId: 'reference', duckdb: { threads: 1 } });

@@ -20,8 +20,9 @@ export interface PipelineArgs {
   rebuildSongs?: boolean;
   /** Staging chunks processed at once. Default 2. */
   parallelism?: number;
-  /** Song files per staging chunk (`listInputs`'s default when unset). */
+  /** Song and log files per staging chunk (`listInputs`'s defaults when unset). */
   songChunkFiles?: number;
+  logChunkFiles?: number;
   signal?: AbortSignal;
 }
 
@@ -65,6 +66,7 @@ export async function prepareSparkifyRun(args: PipelineArgs): Promise<Omit<Pipel
     dataInterval: args.dataInterval,
     rebuildSongs: args.rebuildSongs,
     songChunkFiles: args.songChunkFiles,
+    logChunkFiles: args.logChunkFiles,
     signal,
   });
   const p = args.parallelism ?? 2;
