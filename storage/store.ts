@@ -216,13 +216,13 @@ function dirPrefix(key: string): string {
   return key === '' || key.endsWith('/') ? key : `${key}/`;
 }
 
-/** Builds a `Store`; the S3 client is injected (or built from the environment on first S3 use). */
 /**
  * Chunks of a local file's stream: a consumer's per-chunk work (staging's line scan and copy) costs as much at
  * 64 KiB (Node's default) as at 1 MiB; four event files streamed at once took half the CPU with 1 MiB chunks.
  */
 const LOCAL_READ_CHUNK_BYTES = 1024 * 1024;
 
+/** Builds a `Store`; the S3 client is injected (or built from the environment on first S3 use). */
 export function createStore(deps: StoreDeps = {}): Store {
   let client = deps.s3Client;
   const s3 = (): S3Client => (client ??= createS3Client());

@@ -48,25 +48,27 @@ export interface VacuumResult {
 export async function vacuumStaging(args: VacuumArgs): Promise<VacuumResult> {
   const { store, lake } = args;
   const now = args.now ?? Date.now();
-  const lease = await acquireLease(store, lakeStatePaths(lake).lease, `vacuum#${randomBytes(4).toString('hex')}`, {
-    ...args.lease,
-  });
+  const owner = `vacuum#${randomBytes(4).toString('hex')}`;
+  const lease = await acquireLease(store, lakeStatePaths(lake).lease, owner, args.lease);
   try {
     const journals = new Set(
       (await store.list(journalPaths(lake, '').dir))
         .filter((o) => o.key.endsWith('.json') && !o.key.includes('/'))
         .map((o) => o.key.slice(0, -'.json'.length)),
     );
+    // An area can hold ~100,000 files (a local lake's song layout at the large scale): grouped in one pass.
     const byRun = new Map<string, ObjectInfo[]>();
     for (const o of await store.list(joinUri(lake, '_staging'))) {
       const run = o.key.split('/')[0]!;
-      byRun.set(run, [...(byRun.get(run) ?? []), o]);
+      const area = byRun.get(run);
+      if (area) area.push(o);
+      else byRun.set(run, [o]);
     }
     const areas: StagingArea[] = [];
     let removedFiles = 0;
     let removedBytes = 0;
     for (const [run, objects] of [...byRun].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const newest = Math.max(...objects.map((o) => o.modifiedMs));
+      const newest = objects.reduce((a, o) => Math.max(a, o.modifiedMs), 0);
       const bytes = objects.reduce((a, o) => a + o.size, 0);
       let action: StagingArea['action'];
       if (journals.has(run)) action = 'kept: publish in progress';
