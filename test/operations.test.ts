@@ -299,7 +299,6 @@ describe('operations', () => {
       { dags: allTestDags, activities: createTestActivities(new EventLog()) },
       async ({ client, taskQueue }) => {
         const scheduleId = `test-schedule-${Date.now()}`;
-        await createSchedule(client, dailyDag, { scheduleId, every: '2s', taskQueue, params: { sleepMs: 10 } });
         const cronId = `${scheduleId}-cron`;
         await createSchedule(client, dailyDag, {
           scheduleId: cronId,
@@ -309,9 +308,16 @@ describe('operations', () => {
           params: { sleepMs: 10 },
           paused: true,
         });
-        // The spec as it was given, not Temporal's calendar form of the cron.
-        assert.equal((await describeSchedule(client, cronId)).spec, 'cron 30 2 * * 1-5, from 2030-01-01T00:00:00.000Z');
-        await deleteSchedule(client, cronId);
+        try {
+          // The spec as it was given, not Temporal's calendar form of the cron.
+          assert.equal(
+            (await describeSchedule(client, cronId)).spec,
+            'cron 30 2 * * 1-5, from 2030-01-01T00:00:00.000Z',
+          );
+        } finally {
+          await deleteSchedule(client, cronId);
+        }
+        await createSchedule(client, dailyDag, { scheduleId, every: '2s', taskQueue, params: { sleepMs: 10 } });
         try {
           let details = await describeSchedule(client, scheduleId);
           assert.equal(details.spec, 'every 2.0s');

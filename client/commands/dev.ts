@@ -116,7 +116,7 @@ Then, in another terminal:
 }
 
 /** `<dag> -p <param>=<param> …`: a DAG's id with a placeholder for each param a run must be given. */
-export function exampleTrigger(dag: Pick<DagSnapshot, 'id' | 'params'> | undefined): string {
+function exampleTrigger(dag: Pick<DagSnapshot, 'id' | 'params'> | undefined): string {
   if (!dag) return '<dag>';
   const needed = Object.entries(dag.params).filter(([, spec]) => spec.required && spec.default === undefined);
   return [dag.id, ...needed.map(([name]) => `-p ${name}=<${name}>`)].join(' ');
