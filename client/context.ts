@@ -15,7 +15,24 @@ import type { Connected } from './connect';
 import { styleFor } from './render';
 import type { Style } from './render';
 
-export const DEFAULT_UI_URL = 'http://localhost:8233';
+/**
+ * Where the Web UI of the server at `address` is, when that can be known without being told: on this machine, the
+ * frontend port + 1000 (where `temporal server start-dev` and `tempoflow dev` serve it: 7233 → 8233); Temporal
+ * Cloud's own UI for a `*.tmprl.cloud` address. Anything else needs `TEMPORAL_UI_URL`.
+ */
+export function defaultUiUrl(address: string): string | undefined {
+  const colon = address.lastIndexOf(':');
+  const host = address
+    .slice(0, colon)
+    .replace(/^\[(.*)\]$/, '$1')
+    .toLowerCase();
+  const port = Number(address.slice(colon + 1));
+  if (['127.0.0.1', 'localhost', '::1'].includes(host) && Number.isInteger(port) && port + 1000 <= 65535) {
+    return `http://${host === '::1' ? '[::1]' : host}:${port + 1000}`;
+  }
+  if (host.endsWith('.tmprl.cloud')) return 'https://cloud.temporal.io';
+  return undefined;
+}
 
 export interface GlobalOptions {
   address: string;
@@ -183,14 +200,15 @@ export class CliContext {
     return findDag(this.project().dags, id);
   }
 
-  /** The Web UI's base URL (`TEMPORAL_UI_URL`, default http://localhost:8233). */
-  uiUrl(): string {
-    return (this.env.TEMPORAL_UI_URL || DEFAULT_UI_URL).replace(/\/+$/, '');
+  /** The Web UI's base URL: `TEMPORAL_UI_URL`, else `defaultUiUrl` of the address; undefined when unknown. */
+  uiUrl(): string | undefined {
+    const set = this.env.TEMPORAL_UI_URL;
+    return set ? set.replace(/\/+$/, '') : defaultUiUrl(this.globals.address);
   }
 
-  /** Link to a run in the Web UI. */
-  runUrl(runId: string, base = this.uiUrl(), namespace = this.globals.namespace): string {
-    return `${base}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(runId)}`;
+  /** Link to a run in the Web UI, when its address is known. */
+  runUrl(runId: string, base = this.uiUrl(), namespace = this.globals.namespace): string | undefined {
+    return base && `${base}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(runId)}`;
   }
 
   out(text = ''): void {

@@ -2,7 +2,7 @@
 import type { Client } from '@temporalio/client';
 import { startDevServer } from '../services/dev-server';
 import { projectWorkerParts } from '../worker/load-project';
-import { startWorker } from '../worker/main';
+import { installRuntime, startWorker } from '../worker/main';
 import type { StartedWorker } from '../worker/main';
 import { resolveWorkerSettings } from '../worker/settings';
 import type { WorkerSettings } from '../worker/settings';
@@ -15,7 +15,7 @@ export interface LocalStackOptions {
   taskQueue: string;
   /** Progress lines ("starting Temporal…"). */
   log: (line: string) => void;
-  /** Serve the Web UI. */
+  /** Serve the Web UI, on the usual ports when free (`tempoflow dev`); else headless on any free port. */
   ui: boolean;
   port?: number;
   uiPort?: number;
@@ -39,6 +39,9 @@ export interface LocalStack {
 
 export async function startLocalStack(ctx: CliContext, options: LocalStackOptions): Promise<LocalStack> {
   const project = ctx.project(); // before any server starts: without a project there is nothing to run
+  // `trigger --local` reports each task's failure in its table: the SDK's own warnings (a failed attempt, with its
+  // stack and task token) would repeat it as noise. `tempoflow dev` is a worker's terminal and keeps them.
+  if (!options.ui) installRuntime(ctx.globals.verbose ? 'WARN' : 'ERROR');
   const step = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
     const started = Date.now();
     options.log(`${what}…`);
@@ -48,6 +51,7 @@ export async function startLocalStack(ctx: CliContext, options: LocalStackOption
   };
   const server = await step('starting a local Temporal server', () =>
     startDevServer({
+      ...(options.ui ? { preferDefaultPorts: true } : { headless: true }),
       ...(options.port !== undefined ? { port: options.port } : {}),
       ...(options.uiPort !== undefined ? { uiPort: options.uiPort } : {}),
       ...(options.dbFile !== undefined ? { dbFile: options.dbFile } : {}),

@@ -87,7 +87,8 @@ export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return '';
   if (ms < 1000) return `${Math.round(ms)}ms`;
   const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)}s`;
+  // `2s`, not `2.0s`: the same function prints specs (`every 2s`), which are whole more often than not.
+  if (s < 60) return `${s < 10 ? Number(s.toFixed(1)) : Math.round(s)}s`;
   const m = Math.floor(s / 60);
   const pair = (big: number, bigUnit: string, small: number, smallUnit: string) =>
     small ? `${big}${bigUnit}${String(small).padStart(2, '0')}${smallUnit}` : `${big}${bigUnit}`;

@@ -7,6 +7,7 @@ import { registerSummary } from './summary';
 import { checkCron } from './schedule';
 import { TRIGGER_RULES } from './types';
 import type { Dag, DagDefinition, DagSnapshot, TaskDefinition, TaskOptions, TaskSnapshot } from './types';
+import { knownNames } from './suggest';
 
 /** What ids and names look like (DAGs, tasks, params, pools): a letter, then letters, digits, _ . - */
 export const ID = /^[A-Za-z][A-Za-z0-9_.-]*$/;
@@ -98,6 +99,13 @@ const DEFAULT_MAX_ACTIVE_TASKS = 32;
  */
 export function defineDag<const D extends DagDefinition>(definition: D): Dag<D> {
   const dagName = typeof definition?.id === 'string' ? `DAG '${definition.id}'` : 'DAG';
+  const schedule: unknown = definition?.schedule;
+  if (typeof schedule === 'string') {
+    // Airflow's `schedule="@daily"`: say the shape here, rather than zod's "expected object, received string".
+    throw new DagDefinitionError(
+      `${dagName}: schedule is an object: { cron: ${JSON.stringify(schedule)} } for a cron expression or preset, or { every: '1d' } for a fixed interval`,
+    );
+  }
   const dag = parseOrThrow(dagSchema, definition, dagName);
   const dagLabel = `DAG '${dag.id}'`;
   if (dag.schedule && !dag.schedule.cron === !dag.schedule.every) {
@@ -143,7 +151,9 @@ export function defineDag<const D extends DagDefinition>(definition: D): Dag<D> 
     const upstream = [...new Set([...(task.upstream ?? []), ...(task.map ? [task.map.over] : [])])];
     for (const up of upstream) {
       if (up === task.id) throw new DagDefinitionError(`${label}: a task cannot be its own upstream`);
-      if (!byId.has(up)) throw new DagDefinitionError(`${label}: unknown upstream task '${up}'`);
+      if (!byId.has(up)) {
+        throw new DagDefinitionError(`${label}: unknown upstream task '${up}'${knownNames(up, [...byId.keys()])}`);
+      }
     }
     if (task.exclusiveBy !== undefined && !(task.exclusiveBy in (dag.params ?? {}))) {
       throw new DagDefinitionError(

@@ -1,5 +1,6 @@
 import { ParamValidationError } from './errors';
 import type { DagDefinition, DagSnapshot, Json, ParamSpec } from './types';
+import { knownNames } from './suggest';
 
 type ParamsValidator = NonNullable<DagDefinition['validateParams']>;
 
@@ -22,7 +23,7 @@ export function resolveParams(dag: DagSnapshot, given: Record<string, unknown>):
   for (const name of Object.keys(given)) {
     if (!(name in dag.params)) {
       const known = Object.keys(dag.params);
-      problems.push(`unknown param '${name}' (known: ${known.length ? known.join(', ') : 'none'})`);
+      problems.push(`unknown param '${name}'${known.length ? knownNames(name, known) : ' (the DAG has no params)'}`);
     }
   }
   for (const [name, spec] of Object.entries(dag.params)) {
@@ -58,7 +59,8 @@ function checkParam(name: string, spec: ParamSpec, raw: unknown): { value: Json 
     case 'integer':
     case 'number': {
       const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
-      if (typeof n !== 'number' || !Number.isFinite(n)) return `param '${name}' must be a ${spec.type}, got ${shown}`;
+      if (typeof n !== 'number' || !Number.isFinite(n))
+        return `param '${name}' must be ${spec.type === 'integer' ? 'an' : 'a'} ${spec.type}, got ${shown}`;
       if (spec.type === 'integer' && !Number.isInteger(n)) return `param '${name}' must be an integer, got ${shown}`;
       if (spec.min !== undefined && n < spec.min) return `param '${name}' must be at least ${spec.min}, got ${shown}`;
       if (spec.max !== undefined && n > spec.max) return `param '${name}' must be at most ${spec.max}, got ${shown}`;

@@ -8,6 +8,7 @@ import type { CliContext } from '../client/context';
 import type { DuckDbSettings, WorkerSettingsOverrides } from '../worker/settings';
 import { TempoflowError, UnknownDagError } from './errors';
 import type { ActivityRecord, DagSnapshot, ProjectProblems } from './types';
+import { knownNames } from './suggest';
 
 export type { ActivityRecord } from './types';
 
@@ -108,8 +109,10 @@ export function isProject(value: unknown): value is Project {
 export function findDag(dags: readonly DagSnapshot[], id: string): DagSnapshot {
   const dag = dags.find((d) => d.id === id);
   if (!dag) {
-    const known = dags.length ? dags.map((d) => d.id).join(', ') : 'none';
-    throw new UnknownDagError(`unknown DAG '${id}' (known: ${known})`);
+    const known = dags.map((d) => d.id);
+    throw new UnknownDagError(
+      `unknown DAG '${id}'${known.length ? knownNames(id, known) : ' (the project has no DAGs)'}`,
+    );
   }
   return dag;
 }

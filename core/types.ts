@@ -6,8 +6,8 @@
  * - **Task**: one node of the DAG. It runs one **activity** (a function registered on a worker, by name).
  * - **Task instance**: one execution of a task in a run; a mapped task has one instance per item (`mapIndex`).
  * - **Run** (DAG run): one execution of a DAG, one Temporal workflow (the runner). Its id is the workflow id.
- * - **Logical date**: the instant a run is "for" (Airflow's logical date); for scheduled runs, the end of
- *   its data interval.
+ * - **Logical date**: the instant a run is "for"; for scheduled runs, the scheduled time (as with Airflow 3's
+ *   `CronTriggerTimetable`), which ends its data interval; Airflow 2's default put it at the interval's start.
  * - **Data interval**: `[start, end)` of the data a run processes; `null` when the run covers everything.
  * - **Trigger rule**: when a task may start, given the states of its upstream tasks.
  * - **Mapping**: running a task once per item of an upstream task's list output (Airflow's `.expand`).

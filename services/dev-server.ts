@@ -21,7 +21,10 @@ export interface DevServerOptions {
   port?: number;
   /** Web UI port; default: a free one. */
   uiPort?: number;
-  /** Prefer 7233 and 8233 when they are free (for `tempoflow dev` and the demo). */
+  /**
+   * Prefer 7233 for the frontend and its port + 1000 for the Web UI (8233) when they are free, as the Temporal CLI
+   * does (for `tempoflow dev` and the demo): the CLI then finds the Web UI without being told (`defaultUiUrl`).
+   */
   preferDefaultPorts?: boolean;
   /** No Web UI (benchmarks). */
   headless?: boolean;
@@ -64,7 +67,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const fixedPorts = options.port !== undefined && (options.headless || options.uiPort !== undefined);
   for (let attempt = 1; ; attempt++) {
     const port = options.port ?? (options.preferDefaultPorts ? await portOr(7233) : await freePort());
-    const uiPort = options.uiPort ?? (options.preferDefaultPorts ? await portOr(8233) : await freePort());
+    const uiPort = options.uiPort ?? (options.preferDefaultPorts ? await portOr(port + 1000) : await freePort());
     try {
       return cli
         ? await startWithCli(cli, port, uiPort, namespace, options)

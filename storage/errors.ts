@@ -196,12 +196,13 @@ function accessAdvice(err: unknown, bucketNames: string[]): string {
   }
   if (name === 'NoSuchBucket') {
     return (
-      `bucket ${bucket ?? ''} does not exist: check the bucket in the input/output param, and AWS_ENDPOINT_URL_S3 ` +
-      `(the S3 server the worker talks to) and AWS_REGION`
+      // Said the same from a task (its input/output params) and from the CLI (`generate --out`, `sparkify vacuum`).
+      `bucket ${bucket ?? ''} does not exist: check the bucket's name in the location, and AWS_ENDPOINT_URL_S3 ` +
+      `(the S3 server used) and AWS_REGION`
     );
   }
   if (name === 'InvalidBucketName') {
-    return `${bucket ?? 'the bucket'} is not a valid bucket name: check the bucket in the input/output param`;
+    return `${bucket ?? 'the bucket'} is not a valid bucket name: check the bucket's name in the location`;
   }
   if (REGION_NAMES.has(name) || status(top) === 301) {
     return `bucket ${bucket ?? ''} is in another region than the worker's: set AWS_REGION to the bucket's region`;

@@ -53,6 +53,41 @@ function assertNoStack(text: string): void {
   assert.doesNotMatch(text, /^\s+at .+\(.*:\d+:\d+\)$/m, `unexpected stack trace:\n${text}`);
 }
 
+/** `tempoflow dev` with `args`, once its banner is out; `stop()` sends Ctrl-C and expects a clean exit. */
+async function startDev(args: string[]) {
+  const dev = spawn(process.execPath, [BIN, 'dev', ...args], {
+    cwd: ROOT,
+    env: { ...baseEnv, TEMPORAL_ADDRESS: undefined },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => dev.once('exit', (code) => resolve(code)));
+  let stdout = '';
+  let stderr = '';
+  dev.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  dev.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const stop = async () => {
+    dev.kill('SIGINT');
+    assert.equal(await exited, 0, `${stdout}\n${stderr}`);
+    assert.match(stderr, /stopped\n?$/);
+  };
+  const deadline = Date.now() + 180_000;
+  while (!stdout.includes('Press Ctrl-C to stop.')) {
+    if (dev.exitCode !== null || Date.now() > deadline) {
+      dev.kill('SIGKILL');
+      assert.fail(`dev did not start:\n${stdout}\n${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { stdout: () => stdout, stderr: () => stderr, stop };
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = net.createServer().once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -164,7 +199,7 @@ void describe('tempoflow CLI', () => {
     assertNoStack(bad.stderr);
     const unknown = await cli(['trigger', 'example_fanout', '-p', 'cuont=3', '--address', closed]);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /unknown param 'cuont'/);
+    assert.match(unknown.stderr, /unknown param 'cuont' \(did you mean 'count'\?\)/);
     const range = await cli(['trigger', 'example_fanout', '-p', 'flakyFailures=11', '--address', closed]);
     assert.equal(range.code, 2);
     assert.match(range.stderr, /param 'flakyFailures' must be at most 10/);
@@ -327,9 +362,11 @@ void describe('tempoflow CLI', () => {
     assert.equal(started.runId, 'example_fanout__2018-11-02T00:00:00.000Z');
     assert.equal(started.created, true);
     assert.deepEqual(started.dataInterval, { start: '2018-11-01T00:00:00.000Z', end: '2018-11-02T00:00:00.000Z' });
+    // A server on this machine serves its Web UI at the frontend port + 1000, as `temporal server start-dev` does.
+    const uiPort = Number(baseEnv.TEMPORAL_ADDRESS!.split(':')[1]) + 1000;
     assert.equal(
       started.url,
-      'http://localhost:8233/namespaces/default/workflows/example_fanout__2018-11-02T00%3A00%3A00.000Z',
+      `http://127.0.0.1:${uiPort}/namespaces/default/workflows/example_fanout__2018-11-02T00%3A00%3A00.000Z`,
     );
     const again = await cli(args, { env: { TEMPORAL_UI_URL: 'http://ui.example:8080/' } });
     assert.equal(again.code, 0, again.stderr);
@@ -393,57 +430,79 @@ void describe('tempoflow CLI', () => {
       timeout: 240_000,
     },
     async () => {
-      const [port, uiPort] = [await freePort(), await freePort()];
-      const dev = spawn(process.execPath, [BIN, 'dev', '--port', String(port), '--ui-port', String(uiPort)], {
-        cwd: ROOT,
-        env: { ...baseEnv, TEMPORAL_ADDRESS: undefined },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const exited = new Promise<number | null>((resolve) => dev.once('exit', (code) => resolve(code)));
-      let stdout = '';
-      let stderr = '';
-      dev.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-      dev.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      // A free port whose + 1000 is free too: dev serves the Web UI there unless told otherwise, as the Temporal CLI.
+      let port = await freePort();
+      while (port + 1000 > 65535 || !(await portIsFree(port + 1000))) port = await freePort();
+      const uiPort = port + 1000;
+      const dev = await startDev(['--port', String(port)]);
       try {
-        const deadline = Date.now() + 180_000;
-        while (!stdout.includes('Press Ctrl-C to stop.')) {
-          assert.equal(dev.exitCode, null, `dev exited:\n${stdout}\n${stderr}`);
-          assert.ok(Date.now() < deadline, `dev did not start:\n${stdout}\n${stderr}`);
-          await new Promise((r) => setTimeout(r, 200));
-        }
         const address = `127.0.0.1:${port}`;
         // The suggested command names the param the first DAG cannot run without.
         assert.match(
-          stdout,
+          dev.stdout(),
           new RegExp(`^ {4}npx tempoflow trigger sparkify_etl -p output=<output> --wait --address ${address}$`, 'm'),
         );
         const ui = await fetch(`http://127.0.0.1:${uiPort}/`);
         assert.equal(ui.status, 200);
+        // The CLI finds the Web UI from the address alone: no export needed, and `runs show` links to it.
+        assert.doesNotMatch(dev.stdout(), /TEMPORAL_UI_URL/);
         const run = await cli(['trigger', 'example_fanout', '-p', 'count=3', '--wait', '--address', address]);
-        assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}\n${stderr}`);
+        assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}\n${dev.stderr()}`);
         assert.match(run.stdout, /✔ example_fanout run succeeded in/);
         // The worker keeps task logs where the banner says, so `runs logs` in another shell finds them.
-        const logLocation = /^ {4}export TEMPOFLOW_LOG_LOCATION=(\S+)$/m.exec(stdout)?.[1];
-        assert.ok(logLocation, `no log location in:\n${stdout}`);
+        const logLocation = /^ {4}export TEMPOFLOW_LOG_LOCATION=(\S+)$/m.exec(dev.stdout())?.[1];
+        assert.ok(logLocation, `no log location in:\n${dev.stdout()}`);
         const runId = /run id\s+(\S+)/.exec(run.stdout)?.[1] ?? '';
         const logs = await cli(['runs', 'logs', runId, '--task', 'square', '--address', address], {
           env: { TEMPOFLOW_LOG_LOCATION: logLocation },
         });
         assert.equal(logs.code, 0, `${logs.stdout}\n${logs.stderr}`);
         assert.equal(logs.stdout.match(/square\[\d\]#1 .*succeeded/g)?.length, 3, logs.stdout);
+        const shown = await cli(['runs', 'show', runId, '--address', address], { env: { TEMPORAL_UI_URL: undefined } });
+        assert.equal(shown.code, 0, shown.stderr);
+        assert.match(
+          shown.stdout,
+          new RegExp(`Web UI\\s+http://127\\.0\\.0\\.1:${uiPort}/namespaces/default/workflows/`),
+        );
       } finally {
-        dev.kill('SIGINT');
+        await dev.stop();
       }
-      assert.equal(await exited, 0, `${stdout}\n${stderr}`);
-      assert.match(stderr, /stopped\n?$/);
-      const logLocation = /^ {4}export TEMPOFLOW_LOG_LOCATION=(\S+)$/m.exec(stdout)?.[1] ?? '';
+      const logLocation = /^ {4}export TEMPOFLOW_LOG_LOCATION=(\S+)$/m.exec(dev.stdout())?.[1] ?? '';
       assert.equal(existsSync(logLocation), false, 'task logs of the in-memory server go with it');
-      for (const p of [port, uiPort]) {
-        const free = await new Promise<boolean>((resolve) => {
-          const s = net.createServer().once('error', () => resolve(false));
-          s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
-        });
-        assert.ok(free, `port ${p} is still in use after dev stopped`);
+      for (const p of [port, uiPort]) assert.ok(await portIsFree(p), `port ${p} is still in use after dev stopped`);
+    },
+  );
+
+  void test(
+    'dev --s3 starts an S3 server with a bucket: sample data generated into it runs through sparkify_etl',
+    { timeout: 240_000 },
+    async () => {
+      const port = await freePort();
+      const dev = await startDev(['--s3', '--port', String(port)]);
+      try {
+        assert.match(dev.stdout(), /^ {2}Buckets +s3:\/\/tempoflow$/m);
+        // What the banner tells another shell to export, as a user would paste it.
+        const exported = Object.fromEntries(
+          [...dev.stdout().matchAll(/^ {4}export (AWS_\w+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!.replace(/^'|'$/g, '')]),
+        );
+        assert.ok(exported.AWS_ENDPOINT_URL_S3 && exported.AWS_SECRET_ACCESS_KEY, dev.stdout());
+        const env = { ...exported, TEMPORAL_ADDRESS: `127.0.0.1:${port}` };
+        const generated = await cli(
+          ['generate', 'sparkify', '--out', 's3://tempoflow/input', '--songs', '20', '--events', '300', '--days', '2'],
+          { env },
+        );
+        assert.equal(generated.code, 0, `${generated.stdout}\n${generated.stderr}`);
+        const run = await cli(
+          ['trigger', 'sparkify_etl', '-p', 'input=s3://tempoflow/input', '-p', 'output=s3://tempoflow/lake', '--wait'],
+          { env, timeoutMs: 180_000 },
+        );
+        assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}\n${dev.stderr()}`);
+        assert.match(run.stdout, /✔ sparkify_etl run succeeded in/);
+        const bad = await cli(['dev', '--bucket', 'Not_A_Bucket']);
+        assert.equal(bad.code, 2);
+        assert.match(bad.stderr, /--bucket.*must be 3-63 lowercase letters/);
+      } finally {
+        await dev.stop();
       }
     },
   );
@@ -455,6 +514,10 @@ void describe('tempoflow CLI', () => {
     });
     assert.equal(code, 0, `${stdout}\n${stderr}`);
     assert.match(stdout, /^square\s+✔ success\s+1\s+4\/4\s/m);
+    // flaky_fetch failed twice before it succeeded: its table says so, and the SDK's warnings do not repeat it.
+    assert.match(stdout, /^flaky_fetch\s+✔ success\s+3\s/m);
+    assert.doesNotMatch(stderr, /\[WARN\]|Activity failed|taskToken/);
+    assertNoStack(stderr);
     assert.match(stdout, /✔ example_fanout run succeeded in/);
     // The run's summary (the example has no hook: its final task's output, in full).
     assert.match(

@@ -4,6 +4,7 @@ import { defineDag } from '../core/dag';
 import { DagDefinitionError, ParamValidationError } from '../core/errors';
 import { resolveParams } from '../core/params';
 import { decideTrigger } from '../core/trigger-rules';
+import { checkActivitiesCover } from '../worker/task-activities';
 import type { DagDefinition, TaskState } from '../core/types';
 
 const ok: DagDefinition = {
@@ -105,6 +106,31 @@ describe('defineDag', () => {
     assert.match(definitionError({ id: '9bad', tasks: [{ id: 'a', activity: 'x' }] }), /id: must start with a letter/);
   });
 
+  it('points at the likely name for a typo, and lists the names otherwise', () => {
+    const tasks = (up: string) => [
+      { id: 'extract', activity: 'x' },
+      { id: 'load', activity: 'x', upstream: [up] },
+    ];
+    assert.match(
+      definitionError({ id: 'd', tasks: tasks('extrakt') }),
+      /DAG 'd', task 'load': unknown upstream task 'extrakt' \(did you mean 'extract'\?\)$/,
+    );
+    assert.match(
+      definitionError({ id: 'd', tasks: tasks('transform') }),
+      /unknown upstream task 'transform' \(known: extract, load\)$/,
+    );
+    const many = Array.from({ length: 15 }, (_, i) => ({ id: `t${i}`, activity: 'x', upstream: i ? [] : ['zzz'] }));
+    assert.match(definitionError({ id: 'd', tasks: many }), /\(known: t0, t1, .*t11, … 3 more\)$/);
+  });
+
+  it("says a schedule is an object when given Airflow's string form", () => {
+    assert.equal(
+      definitionError({ ...ok, schedule: '@daily' }),
+      "DAG 'ok': schedule is an object: { cron: \"@daily\" } for a cron expression or preset, or { every: '1d' } for a fixed interval",
+    );
+    assert.equal(defineDag({ ...ok, schedule: { cron: '@daily' } }).schedule?.cron, '@daily');
+  });
+
   it('accepts a valid DAG', () => {
     assert.equal(defineDag(ok).id, 'ok');
   });
@@ -139,7 +165,7 @@ describe('params', () => {
       (err: unknown) => {
         assert.ok(err instanceof ParamValidationError);
         assert.match(err.message, /^DAG 'p':/);
-        assert.match(err.message, /unknown param 'colour'/);
+        assert.match(err.message, /unknown param 'colour' \(known: input, mode, rate, chunks, dryRun\)/);
         assert.match(err.message, /param 'input' is required/);
         assert.match(err.message, /param 'rate' must be at most 1/);
         assert.match(err.message, /param 'chunks' must be an integer/);
@@ -189,4 +215,15 @@ describe('trigger rules', () => {
       assert.equal(decideTrigger(rule, upstream), expected);
     });
   }
+});
+
+describe('checkActivitiesCover', () => {
+  it('names the DAG, the task and the likely activity when a task names none registered', () => {
+    const dag = defineDag({ id: 'etl', tasks: [{ id: 'transform', activity: 'shoutt' }] });
+    assert.throws(
+      () => checkActivitiesCover([dag], { shout: async () => null, greet: async () => null }),
+      /^TempoflowError: DAG 'etl', task 'transform': no activity named 'shoutt' is registered \(did you mean 'shout'\?\)$/,
+    );
+    assert.doesNotThrow(() => checkActivitiesCover([dag], { shoutt: async () => null }));
+  });
 });

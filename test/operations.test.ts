@@ -320,7 +320,7 @@ describe('operations', () => {
         await createSchedule(client, dailyDag, { scheduleId, every: '2s', taskQueue, params: { sleepMs: 10 } });
         try {
           let details = await describeSchedule(client, scheduleId);
-          assert.equal(details.spec, 'every 2.0s');
+          assert.equal(details.spec, 'every 2s');
           for (let i = 0; i < 100 && details.recentRuns.filter((r) => r.state === 'success').length < 2; i++) {
             await delay(200);
             details = await describeSchedule(client, scheduleId);

@@ -100,7 +100,8 @@ void describe('project files', () => {
     );
     await assert.rejects(
       loadProject(path.join(badDag, 'tempoflow.config.ts')),
-      /could not load project file .*bad-dag.*duplicate task id 'a'/,
+      // Where the DAG was declared: the defineDag call, line 5 of the project file.
+      /could not load project file .*bad-dag.*duplicate task id 'a' \(at .*bad-dag\/tempoflow\.config\.ts:5:\d+\)$/,
     );
   });
 

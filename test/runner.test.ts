@@ -221,7 +221,7 @@ describe('runner workflow', () => {
         triggerDagRun(client, retryDag, { taskQueue, params: { failures: 'many' }, logicalDate }),
         (err: unknown) =>
           err instanceof ParamValidationError &&
-          /DAG 'test_retry': param 'failures' must be a integer/.test(err.message),
+          /DAG 'test_retry': param 'failures' must be an integer/.test(err.message),
       );
       await assert.rejects(client.workflow.getHandle(`test_retry__${logicalDate}`).describe(), /not found/i);
     });

@@ -4,7 +4,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isProject, projectActivities, ProjectError } from '../core/project';
 import type { ActivityRecord, Project } from '../core/project';
 import { activityDepsFrom } from './settings';
@@ -76,7 +76,13 @@ export async function loadProject(file: string): Promise<Project> {
   try {
     module = (await import(pathToFileURL(absolute).href)) as typeof module;
   } catch (err) {
-    throw new ProjectError(`could not load project file ${absolute}: ${describeLoadError(err)}`, { cause: err });
+    const at = sourceOf(err);
+    throw new ProjectError(
+      `could not load project file ${absolute}: ${describeLoadError(err)}${at ? ` (at ${at})` : ''}`,
+      {
+        cause: err,
+      },
+    );
   }
   const project = module.default ?? module.project;
   if (!isProject(project)) {
@@ -94,6 +100,27 @@ function describeLoadError(err: unknown): string {
   const lines = err.message.split('\n').filter((line) => line.trim());
   const message = (/failed with \d+ errors?:$/.test(lines[0] ?? '') ? lines.slice(0, 2) : lines.slice(0, 1)).join(' ');
   return err.name && err.name !== 'Error' && !message.startsWith(err.name) ? `${err.name}: ${message}` : message;
+}
+
+/**
+ * Where in the project's own code an error thrown while loading it was raised: the outermost frame of its stack in
+ * a file outside `node_modules` (`dags/etl.ts:3:23`, relative to the working folder), which for an error of
+ * `defineDag` is the call that declared the DAG. Undefined when the stack shows none (a syntax error names its
+ * place in the message).
+ */
+function sourceOf(err: unknown): string | undefined {
+  if (!(err instanceof Error) || typeof err.stack !== 'string') return undefined;
+  let found: string | undefined;
+  for (const line of err.stack.split('\n')) {
+    // `at async …` frames are callers awaiting the import (the loader), not where the error was raised.
+    const frame = /^\s+at (?!async )(?:.*? \()?(.+?):(\d+):(\d+)\)?$/.exec(line);
+    if (!frame) continue;
+    const file = frame[1]!.startsWith('file://') ? fileURLToPath(frame[1]!) : frame[1]!;
+    if (!path.isAbsolute(file) || file.split(path.sep).includes('node_modules')) continue;
+    const relative = path.relative(process.cwd(), file);
+    found = `${relative.startsWith('..') ? file : relative}:${frame[2]}:${frame[3]}`;
+  }
+  return found;
 }
 
 /** The DAGs and task activities a worker for `project` hosts, its activities built with the worker's settings. */

@@ -5,19 +5,22 @@ import { NonRetryableTaskError, TempoflowError } from '../core/errors';
 import { checkOutputSize } from '../core/task-output';
 import type { ActivityRecord, DagSnapshot, Json, TaskActivity, TaskContext } from '../core/types';
 import type { TaskLogs } from './task-logs';
+import { knownNames } from '../core/suggest';
 
 /**
  * Checks that every task of every DAG names a registered activity, so a typo fails at worker start rather
  * than in the middle of a run.
  */
 export function checkActivitiesCover(dags: readonly DagSnapshot[], activities: Record<string, unknown>): void {
+  const registered = Object.keys(activities).filter((name) => typeof activities[name] === 'function');
+  const unknown = (name: string) => `no activity named '${name}' is registered${knownNames(name, registered)}`;
   const missing = dags.flatMap((dag) => [
     ...dag.tasks
       .filter((task) => typeof activities[task.activity] !== 'function')
-      .map((task) => `DAG '${dag.id}', task '${task.id}': no activity named '${task.activity}' is registered`),
+      .map((task) => `DAG '${dag.id}', task '${task.id}': ${unknown(task.activity)}`),
     ...alertActivities(dag)
       .filter(({ name }) => name !== WEBHOOK_NOTIFIER && typeof activities[name] !== 'function')
-      .map(({ name, where }) => `${where}: no activity named '${name}' is registered`),
+      .map(({ name, where }) => `${where}: ${unknown(name)}`),
   ]);
   if (missing.length) throw new TempoflowError(missing.join('\n'));
 }

@@ -201,8 +201,14 @@ function printBackfill(ctx: CliContext, status: BackfillStatus): void {
   );
   ctx.out(
     table(
-      ['logical date', 'state', 'run', 'note'],
-      status.runs.map((r) => [r.logicalDate, colorState(r.state, s), r.runId, r.note ?? '']),
+      // The data interval first: what a run processes (its logical date, in its id, is the interval's end).
+      ['data interval', 'state', 'run', 'note'],
+      status.runs.map((r) => [
+        `${formatInstant(r.dataInterval.start)} → ${formatInstant(r.dataInterval.end)}`,
+        colorState(r.state, s),
+        r.runId,
+        r.note ?? '',
+      ]),
       s,
       { indent: 2 },
     ),

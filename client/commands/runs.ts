@@ -109,7 +109,8 @@ export function register(program: Command, ctx: CliContext): void {
       );
       ctx.out(`${ctx.style.green('↻')} run ${ctx.style.bold(runId)} again: ${retried.rerun.join(', ')}`);
       ctx.out(ctx.style.dim(`  reused: ${Object.keys(retried.input.reuse ?? {}).join(', ') || 'nothing'}`));
-      ctx.out(ctx.style.dim(`  ${ctx.runUrl(runId)}`));
+      const url = ctx.runUrl(runId);
+      if (url) ctx.out(ctx.style.dim(`  ${url}`));
       if (!opts.wait) return;
       const final = await waitForRun(retried.handle);
       printRun(ctx, final, new Map(), summaryOf(ctx, final));
@@ -200,8 +201,9 @@ export function printRun(
       'started',
       `${formatInstant(status.startedAt)}${status.endedAt ? `, ended ${formatInstant(status.endedAt)}` : ''} (${between(status.startedAt, status.endedAt)})`,
     ],
-    ['Web UI', ctx.runUrl(status.runId)],
   ];
+  const url = ctx.runUrl(status.runId);
+  if (url) rows.push(['Web UI', url]);
   if (status.alerts) {
     const { sent, slaMissedAt, errors } = status.alerts;
     const failed = errors.map((e) => `${e.callback} (${e.event}${e.taskId ? ` ${e.taskId}` : ''}): ${e.message}`);

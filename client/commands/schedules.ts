@@ -67,7 +67,11 @@ export function register(program: Command, ctx: CliContext): void {
       const details = await describeSchedule(client, scheduleId);
       ctx.out(`${ctx.style.green('✓')} schedule ${ctx.style.bold(scheduleId)} runs ${dag.id}: ${details.spec}`);
       if (details.nextRuns[0]) ctx.out(`  next run: ${details.nextRuns[0]}`);
-      ctx.out(ctx.style.dim(`  ${ctx.uiUrl()}/namespaces/${ctx.globals.namespace}/schedules/${scheduleId}`));
+      const ui = ctx.uiUrl();
+      if (ui)
+        ctx.out(
+          ctx.style.dim(`  ${ui}/namespaces/${encodeURIComponent(ctx.globals.namespace)}/schedules/${scheduleId}`),
+        );
     });
 
   group

@@ -123,7 +123,7 @@ function parseInterval(flags: Pick<TriggerFlags, 'from' | 'to'>): DataInterval |
   return { start, end };
 }
 
-function startedJson(ctx: CliContext, run: TriggeredRun, uiBase?: string) {
+function startedJson(ctx: CliContext, run: TriggeredRun) {
   return {
     runId: run.runId,
     dagId: run.input.dag.id,
@@ -134,15 +134,11 @@ function startedJson(ctx: CliContext, run: TriggeredRun, uiBase?: string) {
     ...('firstExecutionRunId' in run.handle && typeof run.handle.firstExecutionRunId === 'string'
       ? { temporalRunId: run.handle.firstExecutionRunId }
       : {}),
-    url: ctx.runUrl(run.runId, uiBase),
+    url: ctx.runUrl(run.runId) ?? null,
   };
 }
 
-function printStarted(
-  ctx: CliContext,
-  run: TriggeredRun,
-  options: { brief?: boolean; showUrl?: boolean; uiBase?: string } = {},
-): void {
+function printStarted(ctx: CliContext, run: TriggeredRun, options: { brief?: boolean; showUrl?: boolean } = {}): void {
   const s = ctx.style;
   const { input } = run;
   if (run.created) ctx.out(`${s.green('✔')} Triggered ${s.bold(input.dag.id)}`);
@@ -156,7 +152,8 @@ function printStarted(
     if (input.dataInterval) rows.push(['data interval', `${input.dataInterval.start} → ${input.dataInterval.end}`]);
     rows.push(['params', formatParams(input.params) || s.dim('(none)')]);
   }
-  if (options.showUrl !== false) rows.push(['Web UI', ctx.runUrl(run.runId, options.uiBase)]);
+  const url = options.showUrl === false ? undefined : ctx.runUrl(run.runId);
+  if (url) rows.push(['Web UI', url]);
   for (const [k, v] of rows) ctx.out(`  ${s.dim(k.padEnd(14))} ${v}`);
   if (!options.brief) {
     ctx.out();
