@@ -244,10 +244,13 @@ export function storageError(err: unknown, uris: string | readonly string[], op 
   return err;
 }
 
+/** Store methods whose second argument is a body to write, never named in a message (it may be anything). */
+const BODY_METHODS: ReadonlySet<string> = new Set<keyof Store>(['write', 'createIfAbsent']);
+
 /**
  * The same store with every failure classified (`storageError`): an outage becomes a retryable
  * `StorageUnavailableError`, wrong credentials or a missing bucket a non-retryable `StorageAccessError`. Every
- * method is wrapped, including ones added to `Store` later; its string arguments are the URIs named.
+ * method is wrapped, including ones added to `Store` later; its string arguments are the URIs named, except a body.
  */
 export function withStorageErrors(store: Store): Store {
   const wrapped: Record<string, unknown> = {};
@@ -260,9 +263,10 @@ export function withStorageErrors(store: Store): Store {
       try {
         return await (fn as (...a: unknown[]) => Promise<unknown>)(...args);
       } catch (err) {
+        const named = BODY_METHODS.has(op) ? args.slice(0, 1) : args;
         throw storageError(
           err,
-          args.filter((a): a is string => typeof a === 'string'),
+          named.filter((a): a is string => typeof a === 'string'),
           op,
         );
       }

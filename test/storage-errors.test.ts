@@ -148,6 +148,17 @@ void describe('Store errors from real servers', () => {
     assert.ok(err instanceof StorageUnavailableError, String(err));
     assert.equal(err.code, 'ECONNREFUSED');
     assert.match(err.message, /S3 unavailable during read s3:\/\/some-bucket\/in\/x\.json/);
+    // A body given as a string is data, not a URI: never in the message (it would reach logs and run histories).
+    const writes = [
+      (uri: string, body: string) => store.write(uri, body),
+      (uri: string, body: string) => store.createIfAbsent(uri, body),
+    ];
+    for (const write of writes) {
+      const failed = await write('s3://some-bucket/logs/a.jsonl', '{"msg":"the body"}').catch((e: unknown) => e);
+      assert.ok(failed instanceof StorageUnavailableError, String(failed));
+      assert.match(failed.message, /during (write|createIfAbsent) s3:\/\/some-bucket\/logs\/a\.jsonl \(/);
+      assert.doesNotMatch(failed.message, /the body/);
+    }
   });
 
   void test('local files: a missing file is not-found, as node reports it', async () => {

@@ -8,7 +8,10 @@ import { Context, log, sleep } from '@temporalio/activity';
 import { triggerDagRun, waitForRun } from '../client/runs';
 import { defineDag } from '../core/dag';
 import type { TaskContext } from '../core/types';
+import { createS3Client } from '../storage/s3-client';
+import { createStore } from '../storage/store';
 import { resolveLogLocation } from '../worker/log-location';
+import { TaskLogs } from '../worker/task-logs';
 import { createTestBucket, s3EnvForTests } from './services';
 import { cliInProcess as cli, withTestWorker } from './support';
 
@@ -147,6 +150,35 @@ describe('task logs', () => {
       assert.match(lines[21]!, /attempt 1 succeeded/);
       assert.equal((await waitForRun(run.handle)).state, 'success');
     });
+  });
+
+  it('a worker whose log location cannot be written to does not start, naming it; a good one is left clean', async () => {
+    const s3Env = await s3EnvForTests();
+    const store = createStore({ s3Client: createS3Client({ env: s3Env }) });
+    const missing = new TaskLogs('s3://no-such-bucket-tempoflow/logs', store);
+    await assert.rejects(missing.checkWritable(), (err: Error) => {
+      assert.match(err.message, /^cannot write task logs to s3:\/\/no-such-bucket-tempoflow\/logs: .*does not exist/);
+      return true;
+    });
+    const bucket = await createTestBucket('task-logs-probe');
+    await new TaskLogs(`s3://${bucket}/logs`, store).checkWritable();
+    assert.deepEqual(await store.list(`s3://${bucket}/`), [], 'the probe is deleted');
+    // A worker does not start with it, rather than run tasks whose lines go nowhere (each flush retried).
+    const before = Object.fromEntries(Object.keys(s3Env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, s3Env);
+    try {
+      await assert.rejects(
+        withTestWorker({ dags: [logsDag], activities, logLocation: 's3://no-such-bucket-tempoflow/logs' }, () =>
+          assert.fail('the worker started'),
+        ),
+        /cannot write task logs to s3:\/\/no-such-bucket-tempoflow\/logs/,
+      );
+    } finally {
+      for (const [k, v] of Object.entries(before)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 
   it('resolves the log location from the flag, then the environment; a bad one is named', () => {

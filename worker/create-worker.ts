@@ -97,12 +97,10 @@ export async function createTempoflowWorker(options: TempoflowWorkerOptions): Pr
     options.ownTaskQueue === true
       ? `${taskQueue}@${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`
       : options.ownTaskQueue || undefined;
+  const taskLogs = options.logLocation ? new TaskLogs(options.logLocation) : undefined;
+  await taskLogs?.checkWritable();
   const activities = {
-    ...wrapTaskActivities(
-      options.activities,
-      options.logLocation ? new TaskLogs(options.logLocation) : undefined,
-      ownQueue,
-    ),
+    ...wrapTaskActivities(options.activities, taskLogs, ownQueue),
     ...createFrameworkActivities(),
     ...createAlertActivities(options.activities),
   };

@@ -17,8 +17,10 @@
  * variables are masked in every line.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Context } from '@temporalio/activity';
 import type { Logger, LogLevel, LogMetadata } from '@temporalio/common';
+import { TempoflowError } from '../core/errors';
 import type { TaskContext } from '../core/types';
 // The generic storage layer (S3 or a folder); it holds no application code.
 import { createStore } from '../storage/store';
@@ -150,6 +152,22 @@ export class TaskLogs {
     env: NodeJS.ProcessEnv = process.env,
   ) {
     this.mask = secretMasker(env);
+  }
+
+  /**
+   * Writes and deletes a probe object, so a location the worker cannot write to (a missing bucket, wrong
+   * credentials, no server) stops it at start, naming the location, instead of losing every task's lines later.
+   */
+  async checkWritable(): Promise<void> {
+    const probe = joinUri(this.location, `.probe-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    try {
+      await this.store.write(probe, '');
+      await this.store.delete(probe);
+    } catch (err) {
+      throw new TempoflowError(`cannot write task logs to ${this.location}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 
   /**

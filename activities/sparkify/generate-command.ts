@@ -44,7 +44,7 @@ export function register(program: Command, ctx: CliContext): void {
       });
       if (flags.json) return ctx.json(expected);
       ctx.out(
-        `${ctx.style.green('✓')} ${expected.songFiles.toLocaleString('en-US')} song files and ${expected.logFiles} daily logs ` +
+        `${ctx.style.green('✔')} ${expected.songFiles.toLocaleString('en-US')} song files and ${expected.logFiles} daily logs ` +
           `(${expected.eventLines.toLocaleString('en-US')} events) in ${flags.out} in ${((Date.now() - started) / 1000).toFixed(1)}s`,
       );
       ctx.out(

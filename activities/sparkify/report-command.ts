@@ -29,7 +29,7 @@ export function registerReport(group: Command, ctx: CliContext): void {
       });
       if (flags.json) return ctx.json({ out, ...data });
       const matched = data.plays ? ((100 * data.matchedPlays) / data.plays).toFixed(1) : '0';
-      ctx.out(`${ctx.style.green('✓')} report of ${flags.lake} written to ${out}`);
+      ctx.out(`${ctx.style.green('✔')} report of ${flags.lake} written to ${out}`);
       ctx.out(
         ctx.style.dim(
           `  ${data.plays.toLocaleString('en-US')} plays, ${matched}% matched to a song, ` +

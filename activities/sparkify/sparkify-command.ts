@@ -28,7 +28,7 @@ export function register(program: Command, ctx: CliContext): void {
       const result = await vacuumStaging({ store: createStore(), lake: flags.lake, retainMs, dryRun: flags.dryRun });
       if (flags.json) return ctx.json(result);
       const s = ctx.style;
-      if (result.areas.length === 0) return ctx.out(`${s.green('✓')} no work areas under ${flags.lake}/_staging/`);
+      if (result.areas.length === 0) return ctx.out(`${s.green('✔')} no work areas under ${flags.lake}/_staging/`);
       ctx.out(
         table(
           ['run', 'files', 'bytes', 'last written', 'action'],
@@ -39,7 +39,7 @@ export function register(program: Command, ctx: CliContext): void {
       const verb = flags.dryRun ? 'would remove' : 'removed';
       const gone = result.areas.filter((a) => a.action === 'removed' || a.action === 'would remove');
       ctx.out(
-        `${s.green('✓')} ${verb} ${gone.length} of ${result.areas.length} work areas ` +
+        `${s.green('✔')} ${verb} ${gone.length} of ${result.areas.length} work areas ` +
           `(${gone.reduce((n, a) => n + a.files, 0)} files, ${formatBytes(gone.reduce((n, a) => n + a.bytes, 0))})`,
       );
     });

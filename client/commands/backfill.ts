@@ -83,7 +83,7 @@ export function register(program: Command, ctx: CliContext): void {
       if (!flags.wait) {
         if (flags.json) return ctx.json({ backfillId: started.backfillId, runs: started.planned.length });
         ctx.out(
-          `${ctx.style.green('✓')} backfill ${ctx.style.bold(started.backfillId)}: ${started.planned.length} runs, ${flags.maxActive} at a time`,
+          `${ctx.style.green('✔')} backfill ${ctx.style.bold(started.backfillId)}: ${started.planned.length} runs, ${flags.maxActive} at a time`,
         );
         ctx.out(ctx.style.dim(`  follow it: tempoflow backfill show ${started.backfillId}`));
         return;

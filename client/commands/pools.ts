@@ -28,7 +28,7 @@ export function register(program: Command, ctx: CliContext): void {
         taskQueue: ctx.globals.taskQueue,
       });
       if (flags.json) return ctx.json(pool);
-      ctx.out(`${ctx.style.green('✓')} pool ${ctx.style.bold(name)}: ${pool.slots} slots (${pool.used} used)`);
+      ctx.out(`${ctx.style.green('✔')} pool ${ctx.style.bold(name)}: ${pool.slots} slots (${pool.used} used)`);
     });
 
   group
@@ -54,6 +54,6 @@ export function register(program: Command, ctx: CliContext): void {
     .argument('<name>', 'pool name')
     .action(async (name: string) => {
       await deletePool(await ctx.client(), name);
-      ctx.out(`${ctx.style.green('✓')} deleted pool ${ctx.style.bold(name)}`);
+      ctx.out(`${ctx.style.green('✔')} deleted pool ${ctx.style.bold(name)}`);
     });
 }

@@ -65,7 +65,7 @@ export function register(program: Command, ctx: CliContext): void {
         taskQueue: ctx.globals.taskQueue,
       });
       const details = await describeSchedule(client, scheduleId);
-      ctx.out(`${ctx.style.green('✓')} schedule ${ctx.style.bold(scheduleId)} runs ${dag.id}: ${details.spec}`);
+      ctx.out(`${ctx.style.green('✔')} schedule ${ctx.style.bold(scheduleId)} runs ${dag.id}: ${details.spec}`);
       if (details.nextRuns[0]) ctx.out(`  next run: ${details.nextRuns[0]}`);
       const ui = ctx.uiUrl();
       if (ui)
@@ -146,7 +146,7 @@ export function register(program: Command, ctx: CliContext): void {
             throw new TempoflowError(`no schedule '${scheduleId}'`, { cause: err });
           throw err;
         }
-        ctx.out(`${ctx.style.green('✓')} ${done} ${ctx.style.bold(scheduleId)}`);
+        ctx.out(`${ctx.style.green('✔')} ${done} ${ctx.style.bold(scheduleId)}`);
       });
   simple('pause', 'pause a schedule', async (id, note) => pauseSchedule(await ctx.client(), id, note), 'paused');
   simple(
