@@ -424,6 +424,18 @@ void describe('tempoflow CLI', () => {
     assert.match(workerStderr, /worker stopped/);
   });
 
+  void test('a worker that cannot write its task logs exits at start naming the location, not Temporal', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const s3 = { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_REGION: 'us-east-1', AWS_MAX_ATTEMPTS: '1' };
+    const result = await cli(['worker', '--log-location', 's3://logs-bucket/tasks'], {
+      env: { ...s3, AWS_ENDPOINT_URL_S3: closed },
+    });
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /cannot write task logs to s3:\/\/logs-bucket\/tasks: S3 unavailable/);
+    assert.doesNotMatch(result.stderr, /cannot reach Temporal/);
+    assertNoStack(result.stderr);
+  });
+
   void test(
     'dev starts a server, its Web UI and a worker, names what a run needs, and stops on Ctrl-C',
     {

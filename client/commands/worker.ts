@@ -1,5 +1,6 @@
 /** `tempoflow worker`: run a worker for every DAG until Ctrl-C / SIGTERM. */
 import type { Command } from 'commander';
+import { TempoflowError } from '../../core/errors';
 import { TemporalUnreachableError, isConnectionRefused } from '../connect';
 import type { CliContext } from '../context';
 import {
@@ -57,7 +58,9 @@ export function register(program: Command, ctx: CliContext): void {
       try {
         await runWorker(settings, { ...parts, log: (line) => ctx.err(line) });
       } catch (err) {
-        if (isConnectionRefused(err))
+        // Our own errors (a log location S3 refuses) say what they are about; a refused connection of the SDK's is
+        // Temporal's.
+        if (!(err instanceof TempoflowError) && isConnectionRefused(err))
           throw new TemporalUnreachableError(settings.address, 'connection refused', { cause: err });
         throw err;
       }
