@@ -10,6 +10,7 @@ import { DAG_ID, DAG_RUN_STATE, dagRunStateAttribute, LOGICAL_DATE } from '../co
 import type { DagRunInput, DagRunState, DagRunStatus, DagSnapshot, DataInterval, Json, RunState } from '../core/types';
 import { DAG_RUN_FAILED, DAG_RUN_WORKFLOW, statusQuery } from '../workflows/definitions';
 import type { dagRun } from '../workflows';
+import { knownNames } from '../core/suggest';
 
 export interface TriggerOptions {
   params?: Record<string, unknown>;
@@ -196,7 +197,10 @@ export async function retryRun(
   const input = await getRunInput(client, runId);
   const dag = input.dag;
   for (const task of options.tasks ?? []) {
-    if (!dag.tasks.some((t) => t.id === task)) throw new TempoflowError(`DAG '${dag.id}' has no task '${task}'`);
+    if (!dag.tasks.some((t) => t.id === task)) {
+      const known = dag.tasks.map((t) => t.id);
+      throw new TempoflowError(`DAG '${dag.id}' has no task '${task}'${knownNames(task, known)}`);
+    }
   }
   const seeds = options.tasks?.length
     ? options.tasks

@@ -345,6 +345,9 @@ void describe('tempoflow CLI', () => {
     const first = await cli(['trigger', 'example_fanout', '-p', 'count=2', '--wait']);
     assert.equal(first.code, 0, first.stdout);
     const runId = /run id\s+(\S+)/.exec(first.stdout)?.[1] ?? '';
+    const typo = await cli(['runs', 'retry', runId, '-t', 'sqaure']);
+    assert.notEqual(typo.code, 0);
+    assert.match(typo.stderr, /DAG 'example_fanout' has no task 'sqaure' \(did you mean 'square'\?\)/);
     const retried = await cli(['runs', 'retry', runId, '-t', 'square', '--wait']);
     assert.equal(retried.code, 0, `${retried.stdout}\n${retried.stderr}`);
     assert.match(retried.stdout, /↻ run \S+ again: square, choose_report, report_big, report_small, summary$/m);

@@ -11,6 +11,7 @@ import type { TaskLogEntry, TaskLogFilter } from '../../worker/task-logs';
 import { statusQuery } from '../../workflows/definitions';
 import type { CliContext } from '../context';
 import type { Style } from '../render';
+import { knownNames } from '../../core/suggest';
 
 const FOLLOW_POLL_MS = 1_000;
 
@@ -98,7 +99,10 @@ async function stillGoing(client: Client, runId: string, taskId: string | undefi
   try {
     const status = await handle.query(statusQuery);
     const task = status.tasks.find((t) => t.taskId === taskId);
-    if (!task) throw new TempoflowError(`run '${runId}' has no task '${taskId}'`);
+    if (!task) {
+      const known = [...new Set(status.tasks.map((t) => t.taskId))];
+      throw new TempoflowError(`run '${runId}' has no task '${taskId}'${knownNames(taskId, known)}`);
+    }
     return !FINISHED_TASK_STATES.includes(task.state);
   } catch (err) {
     if (err instanceof TempoflowError) throw err;
