@@ -2,7 +2,9 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
@@ -425,6 +427,25 @@ void describe('tempoflow CLI', () => {
     const code = await Promise.race([workerExit, new Promise((r) => setTimeout(() => r('timeout'), 30_000))]);
     assert.equal(code, 0, workerStderr);
     assert.match(workerStderr, /worker stopped/);
+  });
+
+  void test('generate refuses a location holding an earlier dataset, or replaces it with --replace', async () => {
+    const out = mkdtempSync(path.join(tmpdir(), 'tempoflow-generate-'));
+    try {
+      const args = ['generate', 'sparkify', '--out', out, '--events', '100', '--days', '2'];
+      assert.equal((await cli([...args, '--songs', '30'])).code, 0);
+      const again = await cli([...args, '--songs', '10']);
+      assert.equal(again.code, 2);
+      assert.match(again.stderr, /log_data already holds 2 files: .*--replace/);
+      const replaced = await cli([...args, '--songs', '10', '--replace']);
+      assert.equal(replaced.code, 0, replaced.stderr);
+      const songFiles = readdirSync(path.join(out, 'song_data'), { recursive: true }).filter((f) =>
+        String(f).endsWith('.json'),
+      );
+      assert.equal(songFiles.length, 10, 'only the new dataset is left');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   void test('a worker that cannot write its task logs exits at start naming the location, not Temporal', async () => {

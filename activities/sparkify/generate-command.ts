@@ -2,7 +2,10 @@
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { generateSparkify } from './generate';
+import { CliExit } from '../../client/context';
 import type { CliContext } from '../../client/context';
+import { createStore } from '../../storage/store';
+import { joinUri } from '../../storage/uri';
 
 interface GenerateFlags {
   out: string;
@@ -13,6 +16,7 @@ interface GenerateFlags {
   start: string;
   matchRate: number;
   duplicates: number;
+  replace?: boolean;
   json?: boolean;
 }
 
@@ -29,8 +33,26 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--start <date>', 'first day of events (UTC)', '2018-11-01')
     .option('--match-rate <share>', "share of plays that match a song's title, artist and duration", share, 0.3)
     .option('--duplicates <n>', 'plays written twice (as an upstream would redeliver them)', count, 0)
+    .option('--replace', 'delete the song_data/ and log_data/ already under --out first')
     .option('--json', 'print what was generated as JSON')
     .action(async (flags: GenerateFlags) => {
+      // Files of an earlier generation left beside new ones would make another dataset than the one announced.
+      const store = createStore();
+      const areas = ['log_data', 'song_data'].map((area) => joinUri(flags.out, area));
+      if (flags.replace) {
+        for (const area of areas) await store.deletePrefix(area);
+      } else {
+        for (const area of areas) {
+          const files = await store.list(area);
+          if (files.length > 0) {
+            throw new CliExit(
+              2,
+              `error: ${area} already holds ${files.length.toLocaleString('en-US')} files: generate into an empty ` +
+                'location, or pass --replace to delete song_data/ and log_data/ first',
+            );
+          }
+        }
+      }
       const started = Date.now();
       const expected = await generateSparkify({
         out: flags.out,
@@ -41,6 +63,7 @@ export function register(program: Command, ctx: CliContext): void {
         startDate: flags.start,
         matchRate: flags.matchRate,
         duplicates: flags.duplicates,
+        store,
       });
       if (flags.json) return ctx.json(expected);
       ctx.out(
