@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
+import { NonRetryableTaskError } from '../core/errors';
 import { withDuckDb } from '../worker/duckdb';
 import { activityDepsFrom, resolveWorkerSettings } from '../worker/settings';
 
@@ -56,4 +57,24 @@ test('--duckdb-instances / TEMPOFLOW_DUCKDB_INSTANCES: default 2, a bad value is
     () => resolveWorkerSettings({}, { TEMPOFLOW_DUCKDB_INSTANCES: '0' }),
     /TEMPOFLOW_DUCKDB_INSTANCES "0": must be at least 1/,
   );
+});
+
+test('running out of the memory limit fails at once, naming the setting to raise', async () => {
+  const root = await mkdtemp(path.join(tmpdir(), 'tempoflow-oom-'));
+  try {
+    // A list aggregate cannot spill: 20 million BIGINTs (~160 MB) do not fit in 32 MB.
+    const err: unknown = await withDuckDb({ memoryLimit: '32MB', threads: 1 }, root, (conn) =>
+      conn.run('CREATE TABLE t AS SELECT list(range) AS l FROM range(20000000)'),
+    ).catch((e: unknown) => e);
+    assert.ok(err instanceof NonRetryableTaskError, `expected a non-retryable error, got ${String(err)}`);
+    assert.equal(err.type, 'DuckDbOutOfMemory');
+    assert.match(
+      err.message,
+      /^DuckDB needs more memory than its limit of 32MB per task: raise TEMPOFLOW_DUCKDB_MEMORY_LIMIT/,
+    );
+    assert.match(err.message, /\[DuckDB: failed to allocate/);
+    assert.doesNotMatch(err.message, /SET memory_limit/);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 });

@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { NonRetryableTaskError } from '../core/errors';
 
 /*
  * Sized for the reference worker, 2 cores and 24 GiB (see also DEFAULT_MAX_CONCURRENT_ACTIVITIES):
@@ -93,6 +94,23 @@ export async function withDuckDb<T>(
   }
 }
 
+/**
+ * DuckDB's "Out of Memory Error" as a task error that says which setting to change (its own advice, `SET
+ * memory_limit`, is not something a task's user can do) and does not retry: the same input under the same limit
+ * fails the same way, and ten retries with backoff only delay the verdict by minutes.
+ */
+function outOfMemory(err: unknown, settings: DuckDbOptions): NonRetryableTaskError | undefined {
+  const message = err instanceof Error ? err.message : '';
+  if (!message.startsWith('Out of Memory Error')) return undefined;
+  const said = message.split('\n')[0]!.replace(/^Out of Memory Error: /, '');
+  const limit = settings.memoryLimit ?? DEFAULT_DUCKDB_MEMORY_LIMIT;
+  return new NonRetryableTaskError(
+    `DuckDB needs more memory than its limit of ${limit} per task: raise TEMPOFLOW_DUCKDB_MEMORY_LIMIT ` +
+      `(--duckdb-memory-limit), or give it fewer threads (TEMPOFLOW_DUCKDB_THREADS) [DuckDB: ${said}]`,
+    'DuckDbOutOfMemory',
+  );
+}
+
 async function openDuckDb<T>(
   settings: DuckDbOptions,
   scratchDir: string,
@@ -126,6 +144,8 @@ async function openDuckDb<T>(
   try {
     signal?.throwIfAborted();
     return await fn(conn);
+  } catch (err) {
+    throw outOfMemory(err, settings) ?? err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
     conn.closeSync();
