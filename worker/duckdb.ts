@@ -101,7 +101,8 @@ export async function withDuckDb<T>(
  */
 function outOfMemory(err: unknown, settings: DuckDbOptions): NonRetryableTaskError | undefined {
   const message = err instanceof Error ? err.message : '';
-  if (!message.startsWith('Out of Memory Error')) return undefined;
+  // Only DuckDB's own limit ("… (34.1 MiB/61.0 MiB used)"); a failed allocation of the system's may pass, and retries.
+  if (!message.startsWith('Out of Memory Error') || !/\/[^)]* used\)/.test(message)) return undefined;
   const said = message.split('\n')[0]!.replace(/^Out of Memory Error: /, '');
   const limit = settings.memoryLimit ?? DEFAULT_DUCKDB_MEMORY_LIMIT;
   return new NonRetryableTaskError(
