@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -167,5 +168,15 @@ void describe('tempoflow sparkify vacuum', () => {
     const gone = await run(['--retain', '1ms']);
     assert.match(gone.stdout, /removed 1 of 1 work areas \(1 files, 2 B\)/);
     assert.deepEqual(await store.list(joinUri(lake, '_staging')), []);
+    // A mistyped lake is an error, and vacuum leaves nothing there (no lease folder making it look like a lake).
+    const typo = `${lake}-typo`;
+    const missing = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(process.execPath, [BIN, 'sparkify', 'vacuum', '--lake', typo], (err, _out, stderr) =>
+        resolve({ code: err ? Number(err.code) : 0, stderr }),
+      ),
+    );
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /no Sparkify lake at .*-typo: no published tables and no work areas/);
+    assert.equal(existsSync(typo), false);
   });
 });

@@ -1,9 +1,11 @@
 /** `tempoflow sparkify …` (commands this repository's project adds): the published lake's report and upkeep. */
 import type { Command } from 'commander';
+import { CliExit } from '../../client/context';
 import type { CliContext } from '../../client/context';
 import { formatBytes, table } from '../../client/render';
 import { durationToMs } from '../../core/duration';
 import { createStore } from '../../storage';
+import { joinUri } from '../../storage/uri';
 import { registerReport } from './report-command';
 
 export function register(program: Command, ctx: CliContext): void {
@@ -25,7 +27,12 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (flags: { lake: string; retain: string; dryRun?: boolean; json?: boolean }) => {
       const retainMs = durationToMs(flags.retain, '--retain');
       const { vacuumStaging } = await import('./vacuum');
-      const result = await vacuumStaging({ store: createStore(), lake: flags.lake, retainMs, dryRun: flags.dryRun });
+      const store = createStore();
+      const result = await vacuumStaging({ store, lake: flags.lake, retainMs, dryRun: flags.dryRun });
+      // A mistyped --lake must not read as "nothing to clean".
+      if (result.areas.length === 0 && !(await store.exists(joinUri(flags.lake, 'songplays', '_run.json')))) {
+        throw new CliExit(2, `error: no Sparkify lake at ${flags.lake}: no published tables and no work areas`);
+      }
       if (flags.json) return ctx.json(result);
       const s = ctx.style;
       if (result.areas.length === 0) return ctx.out(`${s.green('✔')} no work areas under ${flags.lake}/_staging/`);

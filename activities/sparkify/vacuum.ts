@@ -48,6 +48,10 @@ export interface VacuumResult {
 export async function vacuumStaging(args: VacuumArgs): Promise<VacuumResult> {
   const { store, lake } = args;
   const now = args.now ?? Date.now();
+  // Nothing to remove: no lease taken (on a mistyped local path, taking it would create a lake there).
+  if ((await store.list(joinUri(lake, '_staging'))).length === 0) {
+    return { lake, retainMs: args.retainMs, areas: [], removedFiles: 0, removedBytes: 0 };
+  }
   const owner = `vacuum#${randomBytes(4).toString('hex')}`;
   const lease = await acquireLease(store, lakeStatePaths(lake).lease, owner, args.lease);
   try {
