@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowExecutionInfo, WorkflowHandle } from '@temporalio/client';
 import { InvalidFieldError, TempoflowError } from '../core/errors';
-import { resolveParams } from '../core/params';
 import { dagTiming, intervalsBetween } from '../core/schedule';
 import { DAG_ID } from '../core/search-attributes';
 import type { DagSnapshot, DataInterval } from '../core/types';
 import type { backfill, BackfillInput, BackfillStatus, Reprocess } from '../workflows/backfill';
 import { BACKFILL_WORKFLOW, backfillStatusQuery } from '../workflows/definitions';
 import { dagRunId, normalizeInstant } from './runs';
+import { resolveRunParams } from './run-params';
 
 export const REPROCESS_CHOICES: readonly Reprocess[] = ['none', 'failed', 'completed'];
 
@@ -48,7 +48,7 @@ export async function startBackfill(
   dag: DagSnapshot,
   options: BackfillOptions,
 ): Promise<{ handle: WorkflowHandle<typeof backfill>; backfillId: string; planned: PlannedRun[] }> {
-  const params = resolveParams(dag, options.params ?? {});
+  const params = resolveRunParams(dag, options.params ?? {});
   const planned = planBackfill(dag, options.from, options.to);
   if (planned.length === 0)
     throw new TempoflowError(`no intervals of DAG '${dag.id}' start between ${options.from} and ${options.to}`);

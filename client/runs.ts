@@ -3,7 +3,6 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temp
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { InvalidFieldError, TempoflowError } from '../core/errors';
-import { resolveParams } from '../core/params';
 import { dagRunId } from '../core/schedule';
 import { runStateOf } from '../core/run-states';
 import { DAG_ID, DAG_RUN_STATE, dagRunStateAttribute, LOGICAL_DATE } from '../core/search-attributes';
@@ -11,6 +10,7 @@ import type { DagRunInput, DagRunState, DagRunStatus, DagSnapshot, DataInterval,
 import { DAG_RUN_FAILED, DAG_RUN_WORKFLOW, statusQuery } from '../workflows/definitions';
 import type { dagRun } from '../workflows';
 import { knownNames } from '../core/suggest';
+import { resolveRunParams } from './run-params';
 
 export interface TriggerOptions {
   params?: Record<string, unknown>;
@@ -45,7 +45,7 @@ export function normalizeInstant(value: string, field: string): string {
 
 /** Validates params (before anything starts) and starts a DAG run on the runner workflow. */
 export async function triggerDagRun(client: Client, dag: DagSnapshot, options: TriggerOptions): Promise<TriggeredRun> {
-  const params = resolveParams(dag, options.params ?? {});
+  const params = resolveRunParams(dag, options.params ?? {});
   const dataInterval = options.dataInterval ?? null;
   if (dataInterval && !(new Date(dataInterval.start) < new Date(dataInterval.end))) {
     throw new InvalidFieldError(

@@ -2,7 +2,6 @@ import type { Client, ScheduleDescription, ScheduleOverlapPolicy } from '@tempor
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { durationToMs } from '../core/duration';
 import { InvalidFieldError, TempoflowError } from '../core/errors';
-import { resolveParams } from '../core/params';
 import { checkCron, dagRunId } from '../core/schedule';
 import type { ScheduleTiming } from '../core/schedule';
 import { DAG_ID } from '../core/search-attributes';
@@ -10,6 +9,7 @@ import type { DagRunInput, DagRunState, DagSnapshot } from '../core/types';
 import { DAG_RUN_WORKFLOW } from '../workflows/definitions';
 import { formatDuration } from './render';
 import { getRunStatus } from './runs';
+import { resolveRunParams } from './run-params';
 
 export const OVERLAP_CHOICES = ['skip', 'buffer_one', 'buffer_all', 'cancel_other', 'allow_all'] as const;
 export type Overlap = (typeof OVERLAP_CHOICES)[number];
@@ -35,7 +35,7 @@ export async function createSchedule(
   dag: DagSnapshot,
   options: CreateScheduleOptions,
 ): Promise<string> {
-  const params = resolveParams(dag, options.params ?? {});
+  const params = resolveRunParams(dag, options.params ?? {});
   const timing = scheduleTiming(dag, options);
   const scheduleId = options.scheduleId ?? dag.id;
   const input: DagRunInput = { dag, params, logicalDate: '', dataInterval: null, fromSchedule: timing };

@@ -32,6 +32,7 @@ const paramSpec = z.discriminatedUnion('type', [
     pattern: z.string().optional(),
     description: z.string().optional(),
     required: z.boolean().optional(),
+    location: z.boolean().optional(),
   }),
   z.strictObject({
     type: z.enum(['integer', 'number']),

@@ -72,6 +72,12 @@ export type ParamSpec =
       pattern?: string;
       description?: string;
       required?: boolean;
+      /**
+       * A storage location (`s3://bucket/prefix` or a local path). A relative local path given to the CLI (or the
+       * client API) is made absolute against its folder before the run starts, so the run records where it reads
+       * or writes, whichever worker runs it.
+       */
+      location?: boolean;
     }
   | {
       type: 'integer' | 'number';

@@ -21,10 +21,16 @@ export const sparkifyDag = defineDag({
   params: {
     input: {
       type: 'string',
+      location: true,
       default: 's3://udacity-dend',
       description: 'where song_data/ and log_data/ are (s3://bucket/prefix or a local directory)',
     },
-    output: { type: 'string', required: true, description: 'the lake: s3://bucket/prefix or a local directory' },
+    output: {
+      type: 'string',
+      location: true,
+      required: true,
+      description: 'the lake: s3://bucket/prefix or a local directory',
+    },
     maxRejectRate: {
       type: 'number',
       default: 0.01,

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { defineDag } from '../core/dag';
 import { DagDefinitionError, ParamValidationError } from '../core/errors';
 import { resolveParams } from '../core/params';
 import { decideTrigger } from '../core/trigger-rules';
 import { checkActivitiesCover } from '../worker/task-activities';
+import { resolveRunParams } from '../client/run-params';
 import type { DagDefinition, TaskState } from '../core/types';
 
 const ok: DagDefinition = {
@@ -225,5 +227,27 @@ describe('checkActivitiesCover', () => {
       /^TempoflowError: DAG 'etl', task 'transform': no activity named 'shoutt' is registered \(did you mean 'shout'\?\)$/,
     );
     assert.doesNotThrow(() => checkActivitiesCover([dag], { shoutt: async () => null }));
+  });
+});
+
+describe('resolveRunParams', () => {
+  it("makes a location param's relative local path absolute against the caller's folder, and nothing else", () => {
+    const dag = defineDag({
+      id: 'paths',
+      params: {
+        input: { type: 'string', location: true, default: 's3://bucket/in' },
+        output: { type: 'string', location: true, required: true },
+        label: { type: 'string', default: 'lake' },
+      },
+      tasks: [{ id: 'a', activity: 'x' }],
+    });
+    assert.deepEqual(resolveRunParams(dag, { output: './runs/../lake' }), {
+      input: 's3://bucket/in',
+      output: path.resolve('lake'),
+      label: 'lake',
+    });
+    assert.equal(resolveRunParams(dag, { output: '/data/lake' }).output, '/data/lake');
+    assert.equal(resolveRunParams(dag, { output: 's3://b/lake', input: 'in' }).input, path.resolve('in'));
+    assert.equal(resolveRunParams(dag, { output: 'file:///data/lake' }).output, 'file:///data/lake');
   });
 });

@@ -60,7 +60,7 @@ export function renderDag(dag: DagSnapshot, style: Style): string {
   else {
     const rows = params.map(([name, spec]) => [
       name,
-      spec.type,
+      spec.type === 'string' && spec.location ? 'location' : spec.type,
       spec.default !== undefined
         ? JSON.stringify(spec.default)
         : spec.required
