@@ -239,6 +239,7 @@ describe('resolveRunParams', () => {
         output: { type: 'string', location: true, required: true },
         label: { type: 'string', default: 'lake' },
       },
+      validateParams: (p) => (p.input === p.output ? ['input and output are one place'] : []),
       tasks: [{ id: 'a', activity: 'x' }],
     });
     assert.deepEqual(resolveRunParams(dag, { output: './runs/../lake' }), {
@@ -249,5 +250,10 @@ describe('resolveRunParams', () => {
     assert.equal(resolveRunParams(dag, { output: '/data/lake' }).output, '/data/lake');
     assert.equal(resolveRunParams(dag, { output: 's3://b/lake', input: 'in' }).input, path.resolve('in'));
     assert.equal(resolveRunParams(dag, { output: 'file:///data/lake' }).output, 'file:///data/lake');
+    // The DAG's own checks see the places themselves, however each was spelt.
+    assert.throws(
+      () => resolveRunParams(dag, { input: path.resolve('lake'), output: 'lake' }),
+      /input and output are one place/,
+    );
   });
 });
