@@ -383,6 +383,31 @@ void describe('tempoflow CLI', () => {
     );
   });
 
+  void test("a location param's relative path is recorded absolute, against the folder the CLI ran in", async () => {
+    // Relative to the CLI's folder (the repository), pointing into a fresh temporary folder: nothing is there to read.
+    const where = mkdtempSync(path.join(tmpdir(), 'tempoflow-relative-'));
+    try {
+      const relative = (name: string) => path.relative(ROOT, path.join(where, name));
+      const started = await cli([
+        'trigger',
+        'sparkify_etl',
+        '-p',
+        `input=${relative('input')}`,
+        '-p',
+        `output=${relative('lake')}`,
+        '--logical-date',
+        '2001-01-01',
+        '--json',
+      ]);
+      assert.equal(started.code, 0, started.stderr);
+      const params = (JSON.parse(started.stdout) as { params: Record<string, unknown> }).params;
+      assert.equal(params.input, path.join(where, 'input'));
+      assert.equal(params.output, path.join(where, 'lake'));
+    } finally {
+      rmSync(where, { recursive: true, force: true });
+    }
+  });
+
   void test('runs list --dag finds the run', async () => {
     assert.ok(runs.ok, 'needs the run of the --wait test');
     const json = await cli(['runs', 'list', '--dag', 'example_fanout', '--limit', '50', '--json']);

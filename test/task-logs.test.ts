@@ -15,6 +15,20 @@ import { TaskLogs } from '../worker/task-logs';
 import { createTestBucket, s3EnvForTests } from './services';
 import { cliInProcess as cli, withTestWorker } from './support';
 
+/** Runs `fn` with `vars` set in process.env (the worker's store reads its S3 settings there), then restores it. */
+async function withProcessEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const before = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(before)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
 const SECRET = 'not-a-real-secret-7d1f2a';
 
 const logsDag = defineDag({
@@ -117,16 +131,7 @@ describe('task logs', () => {
   it('keeps them under an S3 prefix (numbered chunk objects)', async () => {
     const bucket = await createTestBucket('task-logs');
     const s3Env = await s3EnvForTests();
-    const before = Object.fromEntries(Object.keys(s3Env).map((k) => [k, process.env[k]]));
-    Object.assign(process.env, s3Env);
-    try {
-      await checkLogsOfFlakyRun(`s3://${bucket}/logs`);
-    } finally {
-      for (const [k, v] of Object.entries(before)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    }
+    await withProcessEnv(s3Env, () => checkLogsOfFlakyRun(`s3://${bucket}/logs`));
   });
 
   it('--follow shows the lines of a running task and stops when it ends', async () => {
@@ -164,21 +169,14 @@ describe('task logs', () => {
     await new TaskLogs(`s3://${bucket}/logs`, store).checkWritable();
     assert.deepEqual(await store.list(`s3://${bucket}/`), [], 'the probe is deleted');
     // A worker does not start with it, rather than run tasks whose lines go nowhere (each flush retried).
-    const before = Object.fromEntries(Object.keys(s3Env).map((k) => [k, process.env[k]]));
-    Object.assign(process.env, s3Env);
-    try {
-      await assert.rejects(
+    await withProcessEnv(s3Env, () =>
+      assert.rejects(
         withTestWorker({ dags: [logsDag], activities, logLocation: 's3://no-such-bucket-tempoflow/logs' }, () =>
           assert.fail('the worker started'),
         ),
         /cannot write task logs to s3:\/\/no-such-bucket-tempoflow\/logs/,
-      );
-    } finally {
-      for (const [k, v] of Object.entries(before)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    }
+      ),
+    );
   });
 
   it('resolves the log location from the flag, then the environment; a bad one is named', () => {
