@@ -6,13 +6,13 @@ import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { setTimeout as delay } from 'node:timers/promises';
 import { TempoflowError } from '../../core/errors';
+import { resolveParams } from '../../core/params';
 import type { BackfillStatus, Reprocess } from '../../workflows/backfill';
 import { getBackfillStatus, listBackfills, planBackfill, REPROCESS_CHOICES, startBackfill } from '../backfill';
 import type { CliContext } from '../context';
 import { CliExit } from '../context';
 import { colorState, formatInstant, table } from '../render';
 import { confOption, paramOption, parseParams } from './trigger';
-import { resolveRunParams } from '../run-params';
 
 interface StartFlags {
   from: string;
@@ -54,7 +54,7 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (dagId: string, flags: StartFlags) => {
       const dag = ctx.getDag(dagId);
       const params = parseParams(flags);
-      resolveRunParams(dag, params);
+      resolveParams(dag, params);
       if (flags.dryRun) {
         const planned = planBackfill(dag, flags.from, flags.to);
         if (flags.json) return ctx.json(planned);

@@ -3,6 +3,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import { Option } from 'commander';
 import type { Command } from 'commander';
+import { resolveParams } from '../../core/params';
 import { summarizeRun } from '../../core/summary';
 import type { DagRunStatus, DagSnapshot, DataInterval, Json } from '../../core/types';
 import { CliExit, UsageError } from '../context';
@@ -12,7 +13,6 @@ import { normalizeInstant, triggerDagRun, uniqueRunSuffix } from '../runs';
 import type { TriggeredRun } from '../runs';
 import { watchRun } from '../watch';
 import type { ProgressMode } from '../watch';
-import { resolveRunParams } from '../run-params';
 
 interface TriggerFlags {
   param: string[];
@@ -51,7 +51,7 @@ Examples:
       // Everything the user typed is checked before any server or run starts.
       const dag = ctx.getDag(dagId);
       const given = parseParams(flags);
-      resolveRunParams(dag, given);
+      resolveParams(dag, given);
       const dataInterval = parseInterval(flags);
       const logicalDate = flags.logicalDate ? normalizeInstant(flags.logicalDate, 'logicalDate') : undefined;
 
